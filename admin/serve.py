@@ -1,0 +1,150 @@
+"""``keystile serve`` and ``keystile bootstrap``: composing the runtime.
+
+``serve`` picks the store (``redis.url``, or a private embedded server),
+checks it answers, then runs the proxy and admin listeners until SIGTERM or
+SIGINT, and closes everything in order. ``bootstrap`` writes the first admin
+token straight to the store, also while ``serve`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+from aiohttp import web
+
+from admin.app import build_admin_app
+from sidecar import clock, embedded
+from sidecar.app import build_proxy_app, redis_client
+from sidecar.config import Config, HostPort
+from sidecar.errors import StoreUnavailable
+from sidecar.hashing import Argon2Hasher
+from sidecar.issuing import Issued, issue_token
+from sidecar.models import User
+from sidecar.store import RedisStore
+
+log = logging.getLogger("keystile.serve")
+
+BOOTSTRAP_ACCESS = {"admin": "full"}
+
+
+class StartError(Exception):
+    """Keystile cannot start; the message is for the operator, one line."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@asynccontextmanager
+async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator[str]:
+    """Yield a Redis URL that answers: the configured one, or the embedded server's.
+
+    With ``own_embedded`` False (bootstrap), a server already running on the
+    data directory is reused, and one is started only for the duration.
+    """
+    if config.redis.url is not None:
+        await _check_reachable(config.redis.url, config, "redis.url")
+        log.info("using redis", extra={"fields": {"url": redact(config.redis.url)}})
+        yield config.redis.url
+        return
+    data_dir = config.redis.data_dir
+    if not own_embedded and embedded.is_running(data_dir):
+        yield embedded.url_for(data_dir)
+        return
+    server = embedded.EmbeddedRedis(data_dir, config.redis.server_binary)
+    try:
+        await asyncio.to_thread(server.start)
+    except embedded.EmbeddedError as exc:
+        raise StartError(str(exc)) from None
+    try:
+        yield server.url
+    finally:
+        await server.astop()
+
+
+async def _check_reachable(url: str, config: Config, key: str) -> None:
+    client = redis_client(url, config.redis.timeout)
+    try:
+        await RedisStore(client).ping()
+    except StoreUnavailable as exc:
+        raise StartError(f"{key}: cannot reach {redact(url)} ({exc.reason})") from None
+    except ValueError as exc:
+        raise StartError(f"{key}: {exc}") from None
+    finally:
+        await client.aclose()
+
+
+async def _site(runner: web.AppRunner, listen: HostPort, key: str) -> None:
+    await runner.setup()
+    site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise StartError(f"{key}: cannot listen on {listen}: {exc.strerror}") from None
+
+
+async def serve(config: Config) -> None:
+    async with open_store_url(config, own_embedded=True) as url:
+        proxy = web.AppRunner(build_proxy_app(config, url), access_log=None)
+        admin = web.AppRunner(build_admin_app(config, url), access_log=None)
+        try:
+            await _site(proxy, config.proxy.listen, "proxy.listen")
+            await _site(admin, config.admin.listen, "admin.listen")
+            log.info(
+                "keystile is serving",
+                extra={
+                    "fields": {
+                        "proxy": str(config.proxy.listen),
+                        "admin": str(config.admin.listen),
+                        "apis": [api.name for api in config.apis],
+                    }
+                },
+            )
+            await _until_signalled()
+            log.info("shutting down")
+        finally:
+            await admin.cleanup()
+            await proxy.cleanup()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+async def bootstrap(config: Config, username: str) -> Issued:
+    async with open_store_url(config, own_embedded=False) as url:
+        client = redis_client(url, config.redis.timeout)
+        try:
+            store = RedisStore(client)
+            now = clock.now()
+            user = User(username=username, created_at=clock.to_rfc3339(now))
+            stored = await store.ensure_user(user, actor="bootstrap")
+            expires = clock.add_months(now, config.tokens.default_expiry_months)
+            return await issue_token(
+                store,
+                Argon2Hasher(config.hashing),
+                config.tokens.prefix,
+                user=stored.username,
+                actor="bootstrap",
+                expires_at=expires,
+                description="bootstrap admin token",
+                access=BOOTSTRAP_ACCESS,
+            )
+        except StoreUnavailable as exc:
+            raise StartError(f"the store stopped answering: {exc.reason}") from None
+        finally:
+            await client.aclose()

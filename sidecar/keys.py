@@ -1,0 +1,48 @@
+"""Every Redis key name Keystile uses, and nothing else.
+
+All keys share the hash tag ``{ks}`` so that multi-key transactions and Lua
+scripts stay legal on Redis Cluster (every key lands in one slot).
+"""
+
+from __future__ import annotations
+
+TAG = "{ks}"
+
+#: Pub/sub channel carrying invalidation events (token, user or role changed).
+EVENTS = f"{TAG}:events"
+#: Counter bumped by every change, so a subscriber can detect missed events.
+GENERATION = f"{TAG}:generation"
+#: Every client_id ever issued: a set that deletion never shrinks.
+ISSUED_IDS = f"{TAG}:issued"
+#: Sorted set of live client_ids, scored by creation time (ms).
+TOKENS = f"{TAG}:tokens"
+#: Sorted set of lowercased usernames, scored by creation time (ms).
+USERS = f"{TAG}:users"
+#: Set of role names.
+ROLES = f"{TAG}:roles"
+#: Global change log, a stream (newest last; read in reverse).
+AUDIT = f"{TAG}:audit"
+
+
+def token(client_id: str) -> str:
+    return f"{TAG}:token:{client_id}"
+
+
+def token_history(client_id: str) -> str:
+    return f"{TAG}:history:{client_id}"
+
+
+def user(username: str) -> str:
+    return f"{TAG}:user:{username.lower()}"
+
+
+def user_tokens(username: str) -> str:
+    return f"{TAG}:user-tokens:{username.lower()}"
+
+
+def role(name: str) -> str:
+    return f"{TAG}:role:{name}"
+
+
+def role_tokens(name: str) -> str:
+    return f"{TAG}:role-tokens:{name}"

@@ -1,0 +1,91 @@
+"""Forwarding one allowed request to its upstream, streaming both bodies.
+
+Nothing is buffered whole: the request body is passed through chunk by chunk
+(counted against ``proxy.max_body_bytes``), and the response is written as it
+arrives. Requests are never retried: a POST must not be sent twice. Upstream
+faults become 502/504 bodies that never name the upstream host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from sidecar.errors import BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
+
+Headers = list[tuple[str, str]]
+
+
+async def limited_body(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in content.iter_any():
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge(f"request body over {limit} bytes")
+        yield chunk
+
+
+def session(connections: int = 0) -> aiohttp.ClientSession:
+    """One pooled, keep-alive client for every upstream of this process."""
+    connector = aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,  # bytes pass through as the upstream encoded them
+        cookie_jar=aiohttp.DummyCookieJar(),  # a proxy keeps no cookies
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
+    )
+
+
+async def forward(
+    request: web.Request,
+    client: aiohttp.ClientSession,
+    url: URL,
+    headers: Headers,
+    *,
+    timeout: float,  # noqa: ASYNC109 (per-read socket timeouts, not an overall deadline)
+    max_body_bytes: int,
+    rewrite_response: Callable[[Headers], Headers],
+) -> web.StreamResponse:
+    data = limited_body(request.content, max_body_bytes) if request.body_exists else None
+    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+    try:
+        async with client.request(
+            request.method,
+            url,
+            headers=CIMultiDict(headers),
+            data=data,
+            allow_redirects=False,
+            timeout=client_timeout,
+        ) as upstream:
+            return await _relay(request, upstream, rewrite_response)
+    except TimeoutError as exc:
+        raise UpstreamTimeout("upstream timed out") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnavailable(f"upstream: {type(exc).__name__}") from exc
+
+
+async def _relay(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    rewrite_response: Callable[[Headers], Headers],
+) -> web.StreamResponse:
+    raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in upstream.raw_headers]
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    for name, value in rewrite_response(raw):
+        response.headers.add(name, value)
+    await response.prepare(request)
+    try:
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+    except (aiohttp.ClientError, TimeoutError):
+        # The status line is gone already: the only honest signal left is to
+        # cut the connection, so the client sees a truncated body, not a short one.
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response
