@@ -1,0 +1,123 @@
+"""Config: TOML plus environment, validated as a whole (spec sections 5 and 6)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import ConfigError, HostPort, load, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _problems(raw: dict[str, object], environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, environ or {})
+    return caught.value.problems
+
+
+def test_defaults_match_the_spec() -> None:
+    """With no file the listeners, prefix and expiry choices are those of spec section 6."""
+    config = parse({}, {})
+    assert config.proxy.listen == HostPort("127.0.0.1", 8080)
+    assert config.admin.listen == HostPort("127.0.0.1", 8081)
+    assert config.redis.url is None
+    assert config.tokens.prefix == "ks"
+    assert config.tokens.expiry_months_choices == (3, 6, 12)
+    assert config.tokens.default_expiry_months == 6
+    assert config.proxy.max_body_bytes == 100 * 1024 * 1024
+    assert config.admin.max_body_bytes == 64 * 1024
+
+
+def test_example_config_is_valid_and_documents_every_section() -> None:
+    """config.example.toml loads, and names every section the parser knows."""
+    config = load(ROOT / "config.example.toml", {})
+    assert [api.name for api in config.apis] == ["orders"]
+    text = (ROOT / "config.example.toml").read_text()
+    for section in ("proxy", "admin", "redis", "tokens", "hashing", "headers", "log"):
+        assert f"[{section}]" in text
+    raw = tomllib.loads(text)
+    for section, table in raw.items():
+        if isinstance(table, dict):
+            defaults = getattr(config, section)
+            for key in table:
+                assert hasattr(defaults, key), f"{section}.{key} documented but unknown"
+
+
+def test_environment_overrides_the_file() -> None:
+    """KEYSTILE_<SECTION>_<KEY> wins over the file, for strings and numbers alike."""
+    environ = {
+        "KEYSTILE_REDIS_URL": "redis://cache:6379/2",
+        "KEYSTILE_PROXY_LISTEN": "0.0.0.0:9090",
+        "KEYSTILE_TOKENS_MAX_GRACE_SECONDS": "60",
+    }
+    config = parse({"redis": {"url": "redis://other:6379/0"}}, environ)
+    assert config.redis.url == "redis://cache:6379/2"
+    assert config.proxy.listen == HostPort("0.0.0.0", 9090)
+    assert config.tokens.max_grace_seconds == 60
+
+
+def test_every_problem_is_reported_at_once_with_its_key() -> None:
+    """A config with several mistakes lists each one, naming its dotted key."""
+    problems = _problems(
+        {
+            "proxy": {"listen": "notaport"},
+            "tokens": {"prefix": "Bad_Prefix", "default_expiry_months": 5},
+            "apis": [{"name": "admin", "prefix": "/a", "upstream": "ftp://x"}],
+            "bogus": {},
+        }
+    )
+    text = "\n".join(problems)
+    assert "proxy.listen: 'notaport' is not host:port" in text
+    assert "tokens.prefix:" in text
+    assert "tokens.default_expiry_months:" in text
+    assert "apis[0].name: 'admin' is reserved" in text
+    assert "apis[0].upstream:" in text
+    assert "bogus: unknown section" in text
+
+
+def test_environment_mistakes_name_the_variable() -> None:
+    """A bad environment override is reported under the variable's name."""
+    problems = _problems({}, {"KEYSTILE_ADMIN_LISTEN": "nope"})
+    assert problems == ["KEYSTILE_ADMIN_LISTEN: 'nope' is not host:port"]
+
+
+@pytest.mark.parametrize(
+    ("api", "key"),
+    [
+        ({"prefix": "/a", "upstream": "http://x"}, "apis[0].name: required"),
+        ({"name": "a", "prefix": "a/", "upstream": "http://x"}, "apis[0].prefix:"),
+        ({"name": "a", "prefix": "/a/../b", "upstream": "http://x"}, "apis[0].prefix:"),
+        ({"name": "a", "prefix": "/a", "upstream": "http://x", "timeout": 0}, "apis[0].timeout:"),
+        ({"name": "a", "prefix": "/a", "upstream": "http://x", "colour": 1}, "apis[0].colour:"),
+    ],
+)
+def test_bad_api_entries_are_named(api: dict[str, object], key: str) -> None:
+    """Each kind of bad [[apis]] entry is reported with its index and key."""
+    assert any(problem.startswith(key) for problem in _problems({"apis": [api]}))
+
+
+def test_duplicate_api_names_and_prefixes_are_refused() -> None:
+    """Two APIs cannot share a name or a prefix."""
+    api = {"name": "a", "prefix": "/a", "upstream": "http://x"}
+    problems = _problems({"apis": [api, dict(api)]})
+    assert any("declared twice" in p for p in problems)
+
+
+def test_missing_and_broken_files_give_one_clear_problem(tmp_path: Path) -> None:
+    """A missing file and a file that is not TOML each give one line naming the file."""
+    with pytest.raises(ConfigError) as missing:
+        load(tmp_path / "nope.toml", {})
+    assert missing.value.problems == [f"config file {str(tmp_path / 'nope.toml')!r} does not exist"]
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[proxy\nlisten=")
+    with pytest.raises(ConfigError) as bad:
+        load(broken, {})
+    assert "is not valid TOML" in bad.value.problems[0]
+
+
+def test_ipv6_listen_address_is_accepted() -> None:
+    """[::1]:8080 is a valid listen address."""
+    assert parse({"proxy": {"listen": "[::1]:8080"}}, {}).proxy.listen == HostPort("::1", 8080)
