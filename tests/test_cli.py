@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -120,13 +120,13 @@ async def admin_post(port: int, path: str, token: str, body: dict[str, Any]) -> 
 
 async def get(port: int, path: str, token: str | None) -> tuple[int, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{port}{path}", headers=headers) as response:
-            return response.status, await response.json()
+    url = f"http://127.0.0.1:{port}{path}"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as response:
+        return response.status, await response.json()
 
 
 async def test_walking_skeleton_on_the_embedded_store(tmp_path: Path) -> None:
-    """bootstrap, then a token made through the admin API gets a GET through, also after a restart."""
+    """A bootstrap token makes a token via the admin API that GETs through, also after restart."""
     upstream = await orders_upstream()
     config = tmp_path / "keystile.toml"
     ports = write_config(config, str(upstream.make_url("")).rstrip("/"))

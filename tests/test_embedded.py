@@ -52,7 +52,7 @@ def test_a_second_server_on_the_same_data_is_refused(tmp_path: Path) -> None:
     first = EmbeddedRedis(tmp_path / "data")
     first.start()
     try:
-        with pytest.raises(EmbeddedError, match="redis.data_dir"):
+        with pytest.raises(EmbeddedError, match=r"redis\.data_dir"):
             EmbeddedRedis(tmp_path / "data").start()
     finally:
         first.stop()
@@ -67,5 +67,5 @@ def test_a_missing_binary_names_the_key(tmp_path: Path) -> None:
 def test_an_overlong_data_dir_is_refused_clearly(tmp_path: Path) -> None:
     """A data directory too long for a Unix socket is refused with a message naming the key."""
     deep = tmp_path / ("d" * 120)
-    with pytest.raises(EmbeddedError, match="redis.data_dir: .* too long"):
+    with pytest.raises(EmbeddedError, match=r"redis\.data_dir: .* too long"):
         EmbeddedRedis(deep).start()

@@ -20,7 +20,7 @@ def _fresh(prefix: str = "ks") -> tuple[str, str, str]:
 
 
 def test_secret_carries_at_least_190_bits() -> None:
-    """A client_secret draws at least 190 bits from the CSPRNG, and a client_id at least 16 chars."""
+    """A client_secret carries at least 190 random bits; a client_id has 16+ characters."""
     assert tokenformat.SECRET_LENGTH * math.log2(len(ALPHABET)) >= 190
     assert len(tokenformat.new_client_id()) >= 16
 
