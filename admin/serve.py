@@ -24,6 +24,7 @@ from sidecar.config import Config, HostPort
 from sidecar.errors import StoreUnavailable
 from sidecar.hashing import Argon2Hasher
 from sidecar.issuing import Issued, issue_token
+from sidecar.listener import ProxyRunner
 from sidecar.models import User
 from sidecar.store import RedisStore
 
@@ -95,7 +96,7 @@ async def _site(runner: web.AppRunner, listen: HostPort, key: str) -> None:
 
 async def serve(config: Config) -> None:
     async with open_store_url(config, own_embedded=True) as url:
-        proxy = web.AppRunner(build_proxy_app(config, url), access_log=None)
+        proxy = ProxyRunner(build_proxy_app(config, url))
         admin = web.AppRunner(build_admin_app(config, url), access_log=None)
         try:
             await _site(proxy, config.proxy.listen, "proxy.listen")

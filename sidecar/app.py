@@ -3,40 +3,49 @@
     request -> credentials (pure) -> verifier (store -> argon2)
             -> policy (pure) -> headers (pure) -> upstream (stream)
 
-Every resource (Redis pool, upstream client, argon2 thread pool) is opened and
-closed in ``cleanup_ctx``.
+Every resource (Redis pool, upstream client, argon2 thread pool, the
+``last_used_at`` flusher) is opened and closed in ``cleanup_ctx``. Serve the
+app with ``sidecar.listener.ProxyRunner``, which never echoes a bad request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 from yarl import URL
 
-from sidecar import credentials, headers, routing
+from sidecar import accesslog, forwardauth, headers, websocket
 from sidecar.config import Config
-from sidecar.errorpages import json_errors
-from sidecar.errors import InsufficientScope, InvalidRequest, NotFound, StoreUnavailable
+from sidecar.errorpages import error_response, json_errors
+from sidecar.errors import BodyTooLarge, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
+from sidecar.gate import Decision, authenticate, authorize
 from sidecar.hashing import Argon2Hasher
-from sidecar.policy import allows, effective_level
+from sidecar.metrics import CONTENT_TYPE, OWN_API, ProxyMetrics
+from sidecar.state import (
+    CLIENT,
+    CONFIG,
+    METRICS,
+    OUTCOME,
+    REDIS_URL,
+    STORE,
+    USAGE,
+    VERIFIER,
+)
 from sidecar.store import RedisStore
 from sidecar.upstream import forward, session
-from sidecar.verifier import Verified, Verifier
+from sidecar.usage import UsageRecorder
+from sidecar.verifier import Verifier
+
+__all__ = ["CLIENT", "CONFIG", "METRICS", "REDIS_URL", "STORE", "USAGE", "VERIFIER"]
 
 log = logging.getLogger("keystile.proxy")
-
-CONFIG = web.AppKey("config", Config)
-REDIS_URL = web.AppKey("redis_url", str)
-STORE = web.AppKey("store", RedisStore)
-VERIFIER = web.AppKey("verifier", Verifier)
-CLIENT = web.AppKey("client", aiohttp.ClientSession)
 
 
 def redis_client(url: str, timeout: float) -> aioredis.Redis:
@@ -60,6 +69,17 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
+async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
+    recorder = UsageRecorder(app[STORE], app[CONFIG].tokens.last_used_interval)
+    app[USAGE] = recorder
+    flusher = asyncio.create_task(recorder.run(), name="keystile-last-used")
+    yield
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
+    await recorder.flush()
+
+
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CLIENT] = session()
     yield
@@ -68,80 +88,148 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def build_proxy_app(config: Config, redis_url: str) -> web.Application:
     app = web.Application(
-        middlewares=[json_errors(config.proxy.retry_after)],
+        middlewares=[accesslog.middleware(), json_errors(config.proxy.retry_after)],
         client_max_size=config.proxy.max_body_bytes,
     )
     app[CONFIG] = config
     app[REDIS_URL] = redis_url
-    app.cleanup_ctx.extend([_store_ctx, _client_ctx])
+    app[METRICS] = ProxyMetrics()
+    # The store opens before the flusher and closes after it (cleanup runs in reverse).
+    app.cleanup_ctx.extend([_store_ctx, _usage_ctx, _client_ctx])
     app.router.add_get("/_keystile/healthz", healthz)
     app.router.add_get("/_keystile/readyz", readyz)
-    app.router.add_route("*", "/{tail:.*}", proxy)
+    app.router.add_get("/_keystile/metrics", metrics)
+    app.router.add_route("*", forwardauth.CHECK_PATH, forwardauth.check)
+    app.router.add_route("*", forwardauth.CHECK_PATH + "/{tail:.*}", forwardauth.check)
+    app.router.add_route("*", "/{tail:.*}", proxy, expect_handler=expect_later)
     return app
 
 
 async def healthz(request: web.Request) -> web.Response:
+    _own(request)
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
+    _own(request)
     try:
         await request.app[STORE].ping()
     except StoreUnavailable:
+        request.app[METRICS].store_errors.inc()
         body = {"status": "unavailable", "store": "unreachable"}
-        return web.json_response(body, status=503, headers={"Retry-After": "1"})
+        retry_after = str(request.app[CONFIG].proxy.retry_after)
+        return web.json_response(body, status=503, headers={"Retry-After": retry_after})
     return web.json_response({"status": "ok", "store": "reachable"})
 
 
-async def authenticate(request: web.Request) -> Verified:
-    config = request.app[CONFIG]
-    names = config.headers
-    presented = credentials.read(
-        config.tokens.prefix,
-        request.headers.getall("Authorization", []),
-        request.headers.getall(names.credential_client_id, []),
-        request.headers.getall(names.credential_client_secret, []),
-    )
-    return await request.app[VERIFIER].verify(presented)
+async def metrics(request: web.Request) -> web.Response:
+    _own(request)
+    body = request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _own(request: web.Request) -> None:
+    request[OUTCOME].api = OWN_API
+    request[OUTCOME].outcome = "own"
+
+
+async def expect_later(request: web.Request) -> web.StreamResponse | None:
+    """Answer ``Expect`` only after the credential passed (see ``proxy``).
+
+    aiohttp's default sends ``100 Continue`` before any handler runs, which
+    would invite the body of a request about to be refused (RFC 9110 10.1.1).
+    """
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        body = {"error": "expectation_failed", "message": "only 100-continue is supported"}
+        return web.json_response(body, status=417)
+    return None
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     verified = await authenticate(request)
-    raw_path, _, query = request.raw_path.partition("?")
+    decision = authorize(request, verified, request.method, _raw_path(request))
+    _check_length(request, config.proxy.max_body_bytes)
+    upstream_headers = _upstream_headers(request, decision)
+    api = decision.route.api
+    url = URL(api.upstream + decision.route.upstream_path + _query(request), encoded=True)
+    request[OUTCOME].outcome = "forwarded"
+    if websocket.is_upgrade(request):
+        return await websocket.relay(
+            request, request.app[CLIENT], url, upstream_headers, timeout=api.timeout
+        )
+    await _continue(request)
     try:
-        routing.check_path(raw_path)
-    except (routing.UnsafePath, UnicodeDecodeError) as exc:
-        raise InvalidRequest(
-            str(exc) if isinstance(exc, routing.UnsafePath) else "bad path"
-        ) from None
-    route = routing.match(config.apis, raw_path)
-    if route is None:
-        raise NotFound("no API for path")
-    level = effective_level(route.api.name, verified.access, verified.role_access)
-    if not allows(level, request.method):
-        raise InsufficientScope(f"{level.value} on {route.api.name}")
-    request_id = request.headers.get(config.headers.request_id) or uuid.uuid4().hex
-    identity = headers.Identity(verified.username, verified.client_id, verified.role, level.value)
-    upstream_headers = headers.upstream_request(
+        return await forward(
+            request,
+            request.app[CLIENT],
+            url,
+            upstream_headers,
+            timeout=api.timeout,
+            max_body_bytes=config.proxy.max_body_bytes,
+            rewrite_response=lambda h: headers.downstream_response(
+                h, config.headers, request[OUTCOME].request_id
+            ),
+            on_headers=request.app[METRICS].upstream_latency.labels(api.name).observe,
+        )
+    except BodyTooLarge as error:
+        request[OUTCOME].outcome, request[OUTCOME].reason = "refused", error.reason
+        return _closing(error_response(error, config.proxy.retry_after))
+    except (UpstreamTimeout, UpstreamUnavailable) as error:
+        _upstream_failed(request, api.name, error)
+        raise
+
+
+def _raw_path(request: web.Request) -> str:
+    return request.raw_path.partition("?")[0]
+
+
+def _query(request: web.Request) -> str:
+    _, mark, query = request.raw_path.partition("?")
+    return mark + query
+
+
+def _check_length(request: web.Request, limit: int) -> None:
+    """413 before the upstream is contacted when the declared length is over the limit."""
+    length = request.content_length
+    if length is not None and length > limit:
+        request[OUTCOME].reason = f"declared body over {limit} bytes"
+        raise BodyTooLarge(request[OUTCOME].reason)
+
+
+async def _continue(request: web.Request) -> None:
+    if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the real response has not started
+
+
+def _upstream_headers(request: web.Request, decision: Decision) -> list[tuple[str, str]]:
+    config = request.app[CONFIG]
+    verified = decision.verified
+    identity = headers.Identity(
+        verified.username, verified.client_id, verified.role, decision.level.value
+    )
+    return headers.upstream_request(
         list(request.headers.items()),
         config.headers,
         identity,
-        forward_credential=route.api.forward_credential,
+        forward_credential=decision.route.api.forward_credential,
         peer=request.remote or "",
         scheme=request.scheme,
         host=request.host,
-        request_id=request_id,
+        request_id=request[OUTCOME].request_id,
     )
-    url = URL(
-        route.api.upstream + route.upstream_path + (f"?{query}" if query else ""), encoded=True
-    )
-    return await forward(
-        request,
-        request.app[CLIENT],
-        url,
-        upstream_headers,
-        timeout=route.api.timeout,
-        max_body_bytes=config.proxy.max_body_bytes,
-        rewrite_response=lambda h: headers.downstream_response(h, config.headers, request_id),
-    )
+
+
+def _closing(response: web.Response) -> web.Response:
+    # The rest of the body is still on the wire: never read it as a next request.
+    response.force_close()
+    return response
+
+
+def _upstream_failed(
+    request: web.Request, api: str, error: UpstreamTimeout | UpstreamUnavailable
+) -> None:
+    kind = "timeout" if isinstance(error, UpstreamTimeout) else "unavailable"
+    request[OUTCOME].outcome, request[OUTCOME].reason = "failed", f"upstream {kind}"
+    request.app[METRICS].upstream_errors.labels(api, kind).inc()

@@ -77,7 +77,8 @@ def upstream_request(
     identity_names = {fold(n) for n in (names.user, names.client_id, names.role, names.access)}
     drop = set(identity_names) | METHOD_OVERRIDES | FORWARDED
     # The upstream gets its own Host (as nginx does); the client's goes in X-Forwarded-Host.
-    drop |= {fold(names.request_id), "via", "host"}
+    # Expect is answered here (100 Continue once the credential passed), not upstream.
+    drop |= {fold(names.request_id), "via", "host", "expect"}
     if not forward_credential:
         drop |= {"authorization", fold(names.credential_client_id)}
         drop |= {fold(names.credential_client_secret)}
@@ -89,17 +90,41 @@ def upstream_request(
     out.append(("X-Forwarded-Host", host))
     out.append(("Via", ", ".join([*prior_via, VIA])))
     out.append((names.request_id, request_id))
-    out.append((names.user, identity.username))
-    out.append((names.client_id, identity.client_id))
+    out.extend(identity_headers(names, identity))
+    return out
+
+
+def downstream_response(headers: Headers, names: HeadersConfig, request_id: str) -> Headers:
+    """The upstream's response headers as returned to the client (repeats kept).
+
+    ``Via`` is appended to, as RFC 9110 section 7.6.3 asks of a proxy in both directions.
+    """
+    prior_via = [v for n, v in headers if n.lower() == "via"]
+    out = _end_to_end(headers, frozenset({fold(names.request_id), "via"}))
+    out.append(("Via", ", ".join([*prior_via, VIA])))
+    out.append((names.request_id, request_id))
+    return out
+
+
+def identity_headers(names: HeadersConfig, identity: Identity) -> Headers:
+    """The identity headers alone, as forward-auth answers them."""
+    out = [(names.user, identity.username), (names.client_id, identity.client_id)]
     if identity.role is not None:
         out.append((names.role, identity.role))
     out.append((names.access, identity.level))
     return out
 
 
-def downstream_response(headers: Headers, names: HeadersConfig, request_id: str) -> Headers:
-    """The upstream's response headers as returned to the client (repeats kept)."""
-    drop = frozenset({fold(names.request_id)})
-    out = _end_to_end(headers, drop)
-    out.append((names.request_id, request_id))
-    return out
+_REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._:")
+MAX_REQUEST_ID_LENGTH = 128
+
+
+def request_id(sent: str | None, new: str) -> str:
+    """The client's request id when it is a plain token, else ``new``.
+
+    A request id lands in logs and in the upstream's headers: anything longer
+    than 128 characters or outside ``[A-Za-z0-9._:-]`` is replaced, not copied.
+    """
+    if sent and len(sent) <= MAX_REQUEST_ID_LENGTH and set(sent) <= _REQUEST_ID_CHARS:
+        return sent
+    return new

@@ -2,12 +2,18 @@
 
 Nothing is buffered whole: the request body is passed through chunk by chunk
 (counted against ``proxy.max_body_bytes``), and the response is written as it
-arrives. Requests are never retried: a POST must not be sent twice. Upstream
-faults become 502/504 bodies that never name the upstream host.
+arrives. Requests are never retried: a POST must not be sent twice, and even
+an idempotent one is sent once, so an upstream sees exactly what clients sent.
+Upstream faults become 502/504 bodies that never name the upstream host.
+
+``timeout`` bounds connecting and every wait for upstream bytes (as nginx's
+``proxy_connect_timeout``/``proxy_read_timeout``), so a long download that
+keeps flowing is never cut, while an upstream that stops answering is.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -20,24 +26,36 @@ from sidecar.errors import BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
 Headers = list[tuple[str, str]]
 
 
-async def limited_body(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
-    seen = 0
-    async for chunk in content.iter_any():
-        seen += len(chunk)
-        if seen > limit:
-            raise BodyTooLarge(f"request body over {limit} bytes")
-        yield chunk
+class BodyLimit:
+    """Counts a streamed request body; remembers when it went over the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+        self.exceeded = False
+
+    async def stream(self, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+        async for chunk in content.iter_any():
+            self.seen += len(chunk)
+            if self.seen > self.limit:
+                self.exceeded = True
+                raise BodyTooLarge(f"request body over {self.limit} bytes")
+            yield chunk
 
 
 def session(connections: int = 0) -> aiohttp.ClientSession:
     """One pooled, keep-alive client for every upstream of this process."""
     connector = aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300)
-    return aiohttp.ClientSession(
+    client = aiohttp.ClientSession(
         connector=connector,
         auto_decompress=False,  # bytes pass through as the upstream encoded them
         cookie_jar=aiohttp.DummyCookieJar(),  # a proxy keeps no cookies
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
     )
+    # aiohttp resends an idempotent request once when a pooled connection turns
+    # out closed (RFC 9112 section 9.3.1 allows it); the issue asks for never.
+    client._retry_connection = False
+    return client
 
 
 async def forward(
@@ -49,9 +67,13 @@ async def forward(
     timeout: float,  # noqa: ASYNC109 (per-read socket timeouts, not an overall deadline)
     max_body_bytes: int,
     rewrite_response: Callable[[Headers], Headers],
+    on_headers: Callable[[float], None],
 ) -> web.StreamResponse:
-    data = limited_body(request.content, max_body_bytes) if request.body_exists else None
+    """Send the request upstream and relay its answer; ``on_headers`` gets the latency."""
+    limit = BodyLimit(max_body_bytes)
+    data = limit.stream(request.content) if request.body_exists else None
     client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+    started = time.perf_counter()
     try:
         async with client.request(
             request.method,
@@ -61,10 +83,13 @@ async def forward(
             allow_redirects=False,
             timeout=client_timeout,
         ) as upstream:
+            on_headers(time.perf_counter() - started)
             return await _relay(request, upstream, rewrite_response)
     except TimeoutError as exc:
         raise UpstreamTimeout("upstream timed out") from exc
     except aiohttp.ClientError as exc:
+        if limit.exceeded:
+            raise BodyTooLarge(f"request body over {max_body_bytes} bytes") from None
         raise UpstreamUnavailable(f"upstream: {type(exc).__name__}") from exc
 
 

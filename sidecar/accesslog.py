@@ -1,0 +1,70 @@
+"""The access log and the request metrics: one middleware, outermost.
+
+One JSON line per request on the ``keystile.access`` logger: request id,
+client_id, user, API, method, path (without its query, which may carry
+anything), status, latency and outcome. Never a header value, never a secret.
+The same middleware keeps or creates ``X-Request-Id`` and returns it on every
+answer, and counts the request in ``keystile_requests_total``.
+
+A client that goes away before its answer is logged with status 499, as nginx
+does, so a cancelled upload still leaves its line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from sidecar import headers
+from sidecar.metrics import method_class
+from sidecar.state import CONFIG, METRICS, OUTCOME, Outcome
+
+log = logging.getLogger("keystile.access")
+
+CLIENT_CLOSED = 499
+
+
+def middleware() -> Middleware:
+    @web.middleware
+    async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+        name = request.app[CONFIG].headers.request_id
+        outcome = Outcome(headers.request_id(request.headers.get(name), uuid.uuid4().hex))
+        request[OUTCOME] = outcome
+        started = time.perf_counter()
+        status = CLIENT_CLOSED
+        try:
+            response = await handler(request)
+            status = response.status
+            if not response.prepared:
+                response.headers[name] = outcome.request_id
+            return response
+        except (asyncio.CancelledError, ConnectionError):
+            outcome.reason = outcome.reason or "client closed the connection"
+            raise
+        finally:
+            _record(request, outcome, status, time.perf_counter() - started)
+
+    return access_log
+
+
+def _record(request: web.Request, outcome: Outcome, status: int, seconds: float) -> None:
+    request.app[METRICS].requests.labels(outcome.api, method_class(request.method), status).inc()
+    fields = {
+        "request_id": outcome.request_id,
+        "client_id": outcome.client_id or None,
+        "user": outcome.user or None,
+        "api": outcome.api,
+        "method": request.method,
+        "path": request.rel_url.raw_path,
+        "status": status,
+        "latency_ms": round(seconds * 1000, 2),
+        "outcome": outcome.outcome,
+        "reason": outcome.reason or None,
+        "peer": request.remote,
+    }
+    log.info("request", extra={"fields": fields})

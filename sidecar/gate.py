@@ -1,0 +1,79 @@
+"""The access decision shared by the proxy and forward-auth.
+
+    headers -> credentials (pure) -> verifier -> routing (pure) -> policy (pure)
+
+``authenticate`` records the auth outcome (metric, and the request's
+``Outcome`` for the access log) whatever it is; ``authorize`` answers the API
+route and the effective level, or raises the 400/403/404 of spec section 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sidecar import credentials, routing
+from sidecar.errors import (
+    InsufficientScope,
+    InvalidRequest,
+    KeystileError,
+    NotFound,
+    StoreUnavailable,
+)
+from sidecar.metrics import reason_label
+from sidecar.policy import Level, allows, effective_level
+from sidecar.state import CONFIG, METRICS, OUTCOME, USAGE, VERIFIER
+from sidecar.verifier import Verified
+
+
+@dataclass(frozen=True)
+class Decision:
+    verified: Verified
+    route: routing.Route
+    level: Level
+
+
+async def authenticate(request: web.Request) -> Verified:
+    config = request.app[CONFIG]
+    names = config.headers
+    metrics = request.app[METRICS]
+    try:
+        presented = credentials.read(
+            config.tokens.prefix,
+            request.headers.getall("Authorization", []),
+            request.headers.getall(names.credential_client_id, []),
+            request.headers.getall(names.credential_client_secret, []),
+        )
+        verified = await request.app[VERIFIER].verify(presented)
+    except KeystileError as error:
+        if isinstance(error, StoreUnavailable):
+            metrics.store_errors.inc()
+        metrics.auth.labels(error.code, reason_label(error.reason)).inc()
+        request[OUTCOME].reason = error.reason
+        raise
+    metrics.auth.labels("ok", "ok").inc()
+    request[OUTCOME].client_id = verified.client_id
+    request[OUTCOME].user = verified.username
+    request.app[USAGE].note(verified.client_id)
+    return verified
+
+
+def authorize(request: web.Request, verified: Verified, method: str, raw_path: str) -> Decision:
+    """The route and level for ``method raw_path``; 400 unsafe path, 404 no API, 403."""
+    config = request.app[CONFIG]
+    outcome = request[OUTCOME]
+    try:
+        _, route = routing.resolve(config.apis, raw_path)
+    except routing.UnsafePath as exc:
+        outcome.reason = str(exc)
+        raise InvalidRequest(str(exc)) from None
+    if route is None:
+        outcome.reason = "no API for path"
+        raise NotFound("no API for path")
+    outcome.api = route.api.name
+    level = effective_level(route.api.name, verified.access, verified.role_access)
+    if not allows(level, method):
+        outcome.reason = f"level {level.value} on {route.api.name}"
+        raise InsufficientScope(outcome.reason)
+    return Decision(verified, route, level)

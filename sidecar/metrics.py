@@ -1,0 +1,71 @@
+"""Prometheus metrics of the proxy (served at ``/_keystile/metrics``).
+
+Each app owns its registry, so two apps in one process (tests, ``--workers``
+in one interpreter) never share counters. Label values are bounded: API names
+come from the config, reasons from our own error texts, methods are folded to
+``safe``/``unsafe`` (RFC 9110 section 9.2.1) so a client cannot mint series.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from sidecar.policy import SAFE_METHODS
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: API label for requests that match no API (404, or refused before routing).
+NO_API = "-"
+#: API label for Keystile's own endpoints.
+OWN_API = "_keystile"
+_LABEL_JUNK = re.compile(r"[^a-z0-9]+")
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def method_class(method: str) -> str:
+    return "safe" if method.upper() in SAFE_METHODS else "unsafe"
+
+
+def reason_label(reason: str) -> str:
+    """``"unknown client_id"`` -> ``"unknown_client_id"``, at most 48 characters."""
+    return _LABEL_JUNK.sub("_", reason.lower()).strip("_")[:48] or "unknown"
+
+
+class ProxyMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "keystile_requests",
+            "Requests answered by the proxy",
+            ["api", "method_class", "status"],
+            registry=self.registry,
+        )
+        self.auth = Counter(
+            "keystile_auth",
+            "Credential checks by outcome (ok, or the error code) and reason",
+            ["outcome", "reason"],
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "keystile_upstream_latency_seconds",
+            "Time from sending a request upstream to its response headers",
+            ["api"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.store_errors = Counter(
+            "keystile_store_errors",
+            "Credential store calls that failed (the request got 503)",
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "keystile_upstream_errors",
+            "Upstream calls that failed, by kind (refused, timeout)",
+            ["api", "kind"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,43 @@
+"""Typed keys of the proxy app's shared state and of one request's record.
+
+Kept apart from ``sidecar.app`` so the handlers (proxy, forward-auth,
+WebSocket) and the middlewares can share them without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from sidecar.config import Config
+from sidecar.metrics import NO_API, ProxyMetrics
+from sidecar.store import RedisStore
+from sidecar.usage import UsageRecorder
+from sidecar.verifier import Verifier
+
+CONFIG = web.AppKey("config", Config)
+REDIS_URL = web.AppKey("redis_url", str)
+STORE = web.AppKey("store", RedisStore)
+VERIFIER = web.AppKey("verifier", Verifier)
+CLIENT = web.AppKey("client", aiohttp.ClientSession)
+METRICS = web.AppKey("metrics", ProxyMetrics)
+USAGE = web.AppKey("usage", UsageRecorder)
+
+
+@dataclass
+class Outcome:
+    """What the access log and the metrics say about one request; filled as it goes."""
+
+    request_id: str
+    api: str = NO_API
+    client_id: str = ""
+    user: str = ""
+    #: "forwarded", "allowed" (forward-auth), "refused", "failed" or "own" (ops endpoints).
+    outcome: str = "refused"
+    #: Why it was refused or failed, in our words (never request bytes).
+    reason: str = ""
+
+
+OUTCOME = web.RequestKey("outcome", Outcome)
