@@ -87,6 +87,29 @@ class HashingConfig:
     memory_kib: int = 12 * 1024
     time_cost: int = 3
     parallelism: int = 1
+    #: argon2 threads per process; 0: one per core.
+    threads: int = 0
+    #: Verifications that may wait for a thread; past that, a fast 503.
+    queue_size: int = 32
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The verified-credential cache of each process (see sidecar/cache.py)."""
+
+    max_entries: int = 100_000
+    #: Longest life of a cached verification (a token's expiry cuts it shorter).
+    ttl_seconds: float = 300.0
+    #: How long an unknown client_id is remembered (dropped when the id is created).
+    negative_ttl_seconds: float = 10.0
+    #: Longest time a replica trusts its cache without hearing from the store.
+    max_staleness_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    #: Wrong secrets per minute for one client_id from one address before 429; 0: no limit.
+    wrong_secrets_per_minute: int = 10
 
 
 @dataclass(frozen=True)
@@ -127,6 +150,8 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     tokens: TokensConfig = field(default_factory=TokensConfig)
     hashing: HashingConfig = field(default_factory=HashingConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     headers: HeadersConfig = field(default_factory=HeadersConfig)
     log: LogConfig = field(default_factory=LogConfig)
     apis: tuple[ApiConfig, ...] = ()
@@ -152,6 +177,7 @@ def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     problems: list[str] = []
     reader = _Reader(problems, environ)
     known = {"proxy", "admin", "redis", "tokens", "hashing", "headers", "log", "apis"}
+    known |= {"cache", "limits"}
     for key in raw:
         if key not in known:
             problems.append(f"{key}: unknown section")
@@ -161,6 +187,8 @@ def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         redis=_redis(reader, _table(raw, "redis", problems)),
         tokens=_tokens(reader, _table(raw, "tokens", problems)),
         hashing=_hashing(reader, _table(raw, "hashing", problems)),
+        cache=_cache(reader, _table(raw, "cache", problems)),
+        limits=_limits(reader, _table(raw, "limits", problems)),
         headers=_headers(reader, _table(raw, "headers", problems)),
         log=_log(reader, _table(raw, "log", problems)),
         apis=_apis(raw.get("apis", []), problems),
@@ -362,7 +390,9 @@ def _tokens(reader: _Reader, table: Mapping[str, Any]) -> TokensConfig:
 
 
 def _hashing(reader: _Reader, table: Mapping[str, Any]) -> HashingConfig:
-    reader.unknown(table, "hashing", {"memory_kib", "time_cost", "parallelism"})
+    reader.unknown(
+        table, "hashing", {"memory_kib", "time_cost", "parallelism", "threads", "queue_size"}
+    )
     d = HashingConfig()
     parallelism = reader.get(table, "hashing", "parallelism", d.parallelism, _int(1, 64))
     return HashingConfig(
@@ -370,6 +400,34 @@ def _hashing(reader: _Reader, table: Mapping[str, Any]) -> HashingConfig:
         memory_kib=reader.get(table, "hashing", "memory_kib", d.memory_kib, _int(8 * parallelism)),
         time_cost=reader.get(table, "hashing", "time_cost", d.time_cost, _int(1, 100)),
         parallelism=parallelism,
+        threads=reader.get(table, "hashing", "threads", d.threads, _int(0, 1024)),
+        queue_size=reader.get(table, "hashing", "queue_size", d.queue_size, _int(0)),
+    )
+
+
+def _cache(reader: _Reader, table: Mapping[str, Any]) -> CacheConfig:
+    names = ("max_entries", "ttl_seconds", "negative_ttl_seconds", "max_staleness_seconds")
+    reader.unknown(table, "cache", set(names))
+    d = CacheConfig()
+    return CacheConfig(
+        max_entries=reader.get(table, "cache", "max_entries", d.max_entries, _int(0)),
+        ttl_seconds=reader.get(table, "cache", "ttl_seconds", d.ttl_seconds, _number(0)),
+        negative_ttl_seconds=reader.get(
+            table, "cache", "negative_ttl_seconds", d.negative_ttl_seconds, _number(0)
+        ),
+        max_staleness_seconds=reader.get(
+            table, "cache", "max_staleness_seconds", d.max_staleness_seconds, _number(0)
+        ),
+    )
+
+
+def _limits(reader: _Reader, table: Mapping[str, Any]) -> LimitsConfig:
+    reader.unknown(table, "limits", {"wrong_secrets_per_minute"})
+    d = LimitsConfig()
+    return LimitsConfig(
+        wrong_secrets_per_minute=reader.get(
+            table, "limits", "wrong_secrets_per_minute", d.wrong_secrets_per_minute, _int(0)
+        ),
     )
 
 

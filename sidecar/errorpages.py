@@ -1,7 +1,7 @@
 """The one middleware that turns errors into the JSON bodies of spec section 3.
 
 401 and 400 carry the ``WWW-Authenticate`` challenge of RFC 6750 section 3;
-503 carries ``Retry-After``. An unexpected exception becomes a bare 500 with
+503 carries ``Retry-After`` (429 too, with the seconds left in its window). An unexpected exception becomes a bare 500 with
 no detail (the traceback goes to the log, which never holds a secret).
 """
 
@@ -18,6 +18,7 @@ from sidecar.errors import (
     InvalidToken,
     KeystileError,
     MissingCredential,
+    TooManyAttempts,
 )
 
 log = logging.getLogger("keystile.errors")
@@ -38,6 +39,8 @@ def error_response(error: KeystileError, retry_after: int = 1) -> web.Response:
         response.headers["WWW-Authenticate"] = value
     if error.status == 503:
         response.headers["Retry-After"] = str(retry_after)
+    if isinstance(error, TooManyAttempts):
+        response.headers["Retry-After"] = str(error.retry_after)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -84,6 +84,19 @@ class Overloaded(KeystileError):
     public_message = "too many credentials are being verified; retry later"
 
 
+class TooManyAttempts(KeystileError):
+    """Too many wrong secrets for one client_id from one address (sidecar/limits.py)."""
+
+    status = 429
+    code = "too_many_attempts"
+    public_message = "too many failed attempts; retry later"
+
+    def __init__(self, reason: str = "", *, retry_after: int = 60) -> None:
+        super().__init__(reason)
+        #: Whole seconds until the window that counted the attempts ends.
+        self.retry_after = retry_after
+
+
 class UpstreamUnavailable(KeystileError):
     status = 502
     code = "bad_gateway"

@@ -46,3 +46,8 @@ def role(name: str) -> str:
 
 def role_tokens(name: str) -> str:
     return f"{TAG}:role-tokens:{name}"
+
+
+def wrong_secrets(client_id: str, address: str) -> str:
+    """Counter of wrong secrets for one client_id from one address, in the current window."""
+    return f"{TAG}:wrong-secrets:{client_id}:{address}"

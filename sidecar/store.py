@@ -4,7 +4,10 @@ Every write that touches several keys is one MULTI/EXEC transaction, guarded by
 WATCH on the keys its checks read, so a change, its history entry, its audit
 entry and its invalidation event land together or not at all. Every change
 bumps ``keys.GENERATION`` and publishes on ``keys.EVENTS`` in that same
-transaction, which is what lets every replica drop a stale cache entry.
+transaction (one Lua call, so the event carries the generation it made), which
+is what lets every replica drop a stale cache entry and notice a missed event.
+Hooks in ``after_commit`` hear of each committed change in this process before
+the write returns, so this process's own cache never lags its own writes.
 
 Redis failures surface as ``StoreUnavailable`` (fail closed, 503), never as a
 redis-py exception.
@@ -13,8 +16,9 @@ redis-py exception.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -76,9 +80,15 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any,
     return {k: (old.get(k), v) for k, v in new.items() if old.get(k) != v}
 
 
+#: The changes ``record`` queued in the transaction running in this task.
+_RECORDING: ContextVar[list[Change] | None] = ContextVar("keystile_recording", default=None)
+
+
 class RedisStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
+        #: Called with the changes of each committed transaction, in this process.
+        self.after_commit: list[Callable[[Sequence[Change]], None]] = []
 
     # -- plumbing -----------------------------------------------------------
 
@@ -97,14 +107,21 @@ class RedisStore:
         """Run ``body`` (reads, then ``pipe.multi()``, then writes) until no watched key moved."""
         async with self._guard():
             while True:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    try:
-                        await pipe.watch(*watch)
-                        result = await body(pipe)
-                        await pipe.execute()
-                        return result
-                    except WatchError:
-                        continue
+                changes: list[Change] = []
+                recording = _RECORDING.set(changes)
+                try:
+                    async with self.redis.pipeline(transaction=True) as pipe:
+                        try:
+                            await pipe.watch(*watch)
+                            result = await body(pipe)
+                            await pipe.execute()
+                        except WatchError:
+                            continue
+                finally:
+                    _RECORDING.reset(recording)
+                for hook in self.after_commit if changes else ():
+                    hook(changes)
+                return result
 
     def record(self, pipe: Pipeline, change: Change) -> None:
         """Queue the history, audit and invalidation writes of ``change`` on ``pipe``."""
@@ -112,8 +129,9 @@ class RedisStore:
         if change.kind == "token":
             pipe.rpush(keys.token_history(change.target), entry)
         pipe.xadd(keys.AUDIT, {"entry": entry})
-        pipe.incr(keys.GENERATION)
-        pipe.publish(keys.EVENTS, json.dumps({"kind": change.kind, "id": change.target}))
+        pipe.eval(_RECORD_SCRIPT, 1, keys.GENERATION, keys.EVENTS, change.kind, change.target)
+        if (recording := _RECORDING.get()) is not None:
+            recording.append(change)
 
     async def ping(self) -> None:
         async with self._guard():
@@ -221,6 +239,16 @@ class RedisStore:
         if token.role:
             pipe.sadd(keys.role_tokens(token.role), token.client_id)
 
+    async def upgrade_secret_hash(self, client_id: str, old_hash: str, new_hash: str) -> bool:
+        """Replace a hash made with older argon2 parameters, unless the secret changed since.
+
+        Not a change (same secret, no event, no history): cached verifications stay valid.
+        """
+        async with self._guard():
+            key = keys.token(client_id)
+            done = await self.redis.eval(_UPGRADE_SCRIPT, 1, key, old_hash, new_hash)
+        return bool(done)
+
     async def touch_last_used(self, used: Mapping[str, str]) -> None:
         """Write ``last_used_at`` for many tokens in one round trip (no event: not a change).
 
@@ -234,6 +262,23 @@ class RedisStore:
                 pipe.eval(_TOUCH_SCRIPT, 1, keys.token(client_id), at)
             await pipe.execute()
 
+
+# Bumps the generation and publishes the event that carries it, as one step.
+_RECORD_SCRIPT = """
+local generation = redis.call('INCR', KEYS[1])
+local event = cjson.encode({kind = ARGV[2], id = ARGV[3], generation = generation})
+redis.call('PUBLISH', ARGV[1], event)
+return generation
+"""
+
+# Compare-and-set of secret_hash: a regeneration meanwhile wins.
+_UPGRADE_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'secret_hash') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'secret_hash', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 # Sets last_used_at only on a token hash that exists, and never moves it back.
 _TOUCH_SCRIPT = """
