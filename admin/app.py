@@ -1,34 +1,63 @@
-"""The admin listener: app factory for ``/admin/v1`` and the web console."""
+"""The admin listener: app factory for ``/admin/v1`` (spec section 4).
+
+    admin call -> credentials -> verifier (as on the proxy) -> authz (pure)
+               -> schema (pure) -> one atomic store change -> JSON view
+
+Every resource (the Redis pool, the argon2 thread pool) is opened and closed
+in ``cleanup_ctx``. Callers are verified by ``admin.auth`` against the same
+store and with the same checks as on the proxy.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from admin import openapi, views_me, views_people, views_tokens
+from admin.auth import AdminVerifier
+from admin.schema import Rules
+from admin.service import Service
+from admin.state import CONFIG, INDEX, REDIS_URL, RULES, SERVICE, STORE, VERIFIER
+from admin.storeerrors import store_errors
+from admin.tokenindex import TokenIndex
 from sidecar.app import redis_client
 from sidecar.config import Config
 from sidecar.errorpages import json_errors
-from sidecar.store import RedisStore
+from sidecar.hashing import Argon2Hasher
+from sidecar.lifecycle import AdminStore
 
-CONFIG = web.AppKey("config", Config)
-REDIS_URL = web.AppKey("redis_url", str)
-STORE = web.AppKey("store", RedisStore)
+__all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = redis_client(app[REDIS_URL], app[CONFIG].redis.timeout)
-    app[STORE] = RedisStore(client)
+    config = app[CONFIG]
+    client = redis_client(app[REDIS_URL], config.redis.timeout)
+    store = AdminStore(client)
+    hasher = Argon2Hasher(config.hashing)
+    # Two threads: admin calls are few, and argon2 must not starve the proxy's pool.
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="admin-argon2")
+    app[STORE] = store
+    app[VERIFIER] = AdminVerifier(store, hasher, executor)
+    app[SERVICE] = Service(store, hasher, config.tokens.prefix)
+    app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
     yield
+    executor.shutdown(wait=False, cancel_futures=True)
     await client.aclose()
 
 
 def build_admin_app(config: Config, redis_url: str) -> web.Application:
     app = web.Application(
-        middlewares=[json_errors(config.proxy.retry_after)],
+        middlewares=[json_errors(config.proxy.retry_after), store_errors],
         client_max_size=config.admin.max_body_bytes,
     )
     app[CONFIG] = config
     app[REDIS_URL] = redis_url
+    app[RULES] = Rules.from_config(config)
     app.cleanup_ctx.append(_store_ctx)
+    app.router.add_routes(views_tokens.routes)
+    app.router.add_routes(views_people.routes)
+    app.router.add_routes(views_me.routes)
+    app.router.add_get("/admin/v1/openapi.json", openapi.view)
     return app

@@ -1,0 +1,82 @@
+"""What every admin view shares: who is calling, path values, and JSON answers.
+
+Every answer carries ``Cache-Control: no-store``: admin answers describe
+credentials, and the ones that carry a secret must never be kept by a cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from admin import body
+from admin.authz import Caller, require_admin
+from admin.errors import NotFound
+from admin.queries import TokenQuery
+from admin.search import search
+from admin.state import CONFIG, INDEX, STORE, VERIFIER
+from sidecar import clock, tokenformat
+from sidecar.issuing import Issued
+from sidecar.models import Token
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def caller(request: web.Request) -> Caller:
+    """Any valid token: enough for the self-service endpoints."""
+    return await request.app[VERIFIER].caller(request, request.app[CONFIG])
+
+
+async def admin_caller(request: web.Request) -> Caller:
+    """A token with ``read`` on ``admin`` (GETs) or ``full`` (everything else)."""
+    found = await caller(request)
+    require_admin(found, request.method)
+    return found
+
+
+async def read_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    return await body.read_object(
+        request, request.app[CONFIG].admin.max_body_bytes, optional=optional
+    )
+
+
+def answer(payload: Mapping[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(dict(payload), status=status, headers=NO_STORE)
+
+
+def client_id_of(request: web.Request) -> str:
+    client_id = request.match_info["client_id"]
+    if not tokenformat.looks_like_client_id(client_id):
+        raise NotFound("no token has this client_id")
+    return client_id
+
+
+def token_view(token: Token) -> dict[str, Any]:
+    return token.public(clock.now())
+
+
+def issued_view(issued: Issued) -> dict[str, Any]:
+    """The one answer that carries a secret: at creation and at regeneration."""
+    return {
+        **token_view(issued.token),
+        "client_secret": issued.client_secret,
+        "token": issued.bearer,
+    }
+
+
+async def token_page(request: web.Request, query: TokenQuery) -> dict[str, Any]:
+    """``{"items", "total", "limit", "offset"}`` for a token query."""
+    store = request.app[STORE]
+    sorts_on_last_use = any(column == "last_used_at" for column, _ in query.order)
+    rows = await request.app[INDEX].current(fresh_last_used=sorts_on_last_use)
+    roles = {role.name: role.access for role in await store.roles()} if query.api else {}
+    now = clock.now()
+    total, client_ids = search(rows.values(), query, roles, clock.to_rfc3339(now))
+    items = [token.public(now) for token in await store.tokens(client_ids) if token]
+    return {"items": items, "total": total, "limit": query.page.limit, "offset": query.page.offset}
+
+
+def listed(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"items": list(items)}

@@ -1,0 +1,296 @@
+"""Request validation for the admin API: decoded JSON bodies and query strings in,
+checked values out (spec section 4).
+
+Everything a request carries is checked here, before the store is touched, so
+a request that fails changes nothing. Each problem is a ``BadRequest`` whose
+``field`` is the dotted path of the offending value (``access.orders``,
+``client_ids.3``). Unknown fields and read-only fields are refused rather than
+ignored: a client that sends ``status`` or ``client_id`` expects it to mean
+something, and silently dropping it would hide its mistake.
+
+Pure module: no aiohttp, no redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from admin.errors import BadRequest
+from sidecar import clock
+from sidecar.config import Config
+from sidecar.models import ROLE_NAME, USERNAME
+from sidecar.policy import LEVELS, WILDCARD
+
+ADMIN_API = "admin"
+MAX_DESCRIPTION = 1000
+MAX_DISPLAY_NAME = 200
+MAX_EMAIL = 254
+MAX_BULK = 1000
+
+#: Fields a client may read but never write.
+READ_ONLY = frozenset(
+    {
+        "client_id",
+        "client_secret",
+        "token",
+        "status",
+        "revoked",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+        "regenerated_at",
+        "secret_hash",
+        "previous_hash",
+        "grace_until",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What validation needs from the config."""
+
+    apis: tuple[str, ...]
+    expiry_months_choices: tuple[int, ...] = (3, 6, 12)
+    default_expiry_months: int = 6
+    max_grace_seconds: int = 86400
+
+    @classmethod
+    def from_config(cls, config: Config) -> Rules:
+        return cls(
+            apis=tuple(api.name for api in config.apis),
+            expiry_months_choices=config.tokens.expiry_months_choices,
+            default_expiry_months=config.tokens.default_expiry_months,
+            max_grace_seconds=config.tokens.max_grace_seconds,
+        )
+
+    @property
+    def access_keys(self) -> frozenset[str]:
+        return frozenset(self.apis) | {ADMIN_API, WILDCARD}
+
+
+# -- bodies -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewToken:
+    user: str
+    description: str
+    role: str | None
+    access: dict[str, str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Regeneration:
+    expires_at: datetime
+    grace_seconds: int
+
+
+def new_token(body: Mapping[str, Any], rules: Rules, now: datetime) -> NewToken:
+    """``POST /tokens``: ``user`` is required, every other field has a default."""
+    known(body, {"user", "description", "role", "access", "expires_in_months", "expires_at"})
+    if "user" not in body:
+        raise BadRequest("user is required", field="user")
+    return NewToken(
+        user=username(body["user"], "user"),
+        description=text(body.get("description", ""), "description", MAX_DESCRIPTION),
+        role=role_ref(body.get("role"), "role"),
+        access=access_map(body.get("access", {}), rules, "access"),
+        expires_at=expiry(body, rules, now),
+    )
+
+
+def new_own_token(body: Mapping[str, Any], rules: Rules, now: datetime, user: str) -> NewToken:
+    """``POST /me/tokens``: as ``new_token``, for the caller's own user and without a role."""
+    if "user" in body:
+        raise BadRequest("a self-service token belongs to the caller's own user", field="user")
+    if "role" in body:
+        raise BadRequest("a self-service token cannot have a role", field="role")
+    known(body, {"description", "access", "expires_in_months", "expires_at"})
+    return new_token({**body, "user": user}, rules, now)
+
+
+def token_changes(body: Mapping[str, Any], rules: Rules, now: datetime) -> dict[str, Any]:
+    """``PATCH /tokens/{id}``: the fields to change, each checked; the rest stay."""
+    known(body, {"user", "description", "role", "access", "expires_at"})
+    changes: dict[str, Any] = {}
+    if "user" in body:
+        changes["user"] = username(body["user"], "user")
+    if "description" in body:
+        changes["description"] = text(body["description"], "description", MAX_DESCRIPTION)
+    if "role" in body:
+        changes["role"] = role_ref(body["role"], "role")
+    if "access" in body:
+        changes["access"] = access_map(body["access"], rules, "access")
+    if "expires_at" in body:
+        changes["expires_at"] = clock.to_rfc3339(moment(body["expires_at"], "expires_at", now))
+    return changes
+
+
+def regeneration(body: Mapping[str, Any], rules: Rules, now: datetime) -> Regeneration:
+    """``POST /tokens/{id}/regenerate``: a new expiry counted from now, and a grace period."""
+    known(body, {"expires_in_months", "expires_at", "grace_seconds"})
+    grace = body.get("grace_seconds", 0)
+    if isinstance(grace, bool) or not isinstance(grace, int):
+        raise BadRequest("grace_seconds must be an integer", field="grace_seconds")
+    if not 0 <= grace <= rules.max_grace_seconds:
+        bound = rules.max_grace_seconds
+        raise BadRequest(f"grace_seconds must be between 0 and {bound}", field="grace_seconds")
+    return Regeneration(expiry(body, rules, now), grace)
+
+
+def new_user(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``POST /users``: ``username`` is required; ``display_name``, ``email``, ``active``."""
+    known(body, {"username", "display_name", "email", "active"})
+    if "username" not in body:
+        raise BadRequest("username is required", field="username")
+    return {"username": username(body["username"], "username"), **user_changes(body, create=True)}
+
+
+def user_changes(body: Mapping[str, Any], *, create: bool = False) -> dict[str, Any]:
+    """``PATCH /users/{name}``: ``display_name``, ``email``, ``active`` (the name stays)."""
+    allowed = {"display_name", "email", "active"} | ({"username"} if create else set())
+    known(body, allowed)
+    changes: dict[str, Any] = {}
+    if "display_name" in body:
+        changes["display_name"] = text(body["display_name"], "display_name", MAX_DISPLAY_NAME)
+    if "email" in body:
+        changes["email"] = email(body["email"])
+    if "active" in body:
+        if not isinstance(body["active"], bool):
+            raise BadRequest("active must be true or false", field="active")
+        changes["active"] = body["active"]
+    return changes
+
+
+def role_body(name: str, body: Mapping[str, Any], rules: Rules) -> tuple[str, dict[str, str]]:
+    """``PUT /roles/{name}``: the role's ``description`` and ``access``."""
+    if not ROLE_NAME.fullmatch(name):
+        raise BadRequest(f"a role name must match {ROLE_NAME.pattern}", field="name")
+    known(body, {"description", "access"})
+    description = text(body.get("description", ""), "description", MAX_DESCRIPTION)
+    return description, access_map(body.get("access", {}), rules, "access")
+
+
+def client_id_list(body: Mapping[str, Any]) -> list[str]:
+    """``{"client_ids": [...]}``: 1 to 1000 ids, duplicates folded."""
+    known(body, {"client_ids"})
+    if "client_ids" not in body:
+        raise BadRequest("client_ids is required", field="client_ids")
+    return _ids(body["client_ids"])
+
+
+def bulk_revoke_target(body: Mapping[str, Any]) -> list[str] | str:
+    """``{"client_ids": [...]}`` or ``{"user": NAME}``, exactly one of the two."""
+    known(body, {"client_ids", "user"})
+    if ("client_ids" in body) == ("user" in body):
+        raise BadRequest("give exactly one of client_ids and user", field="client_ids")
+    if "user" in body:
+        return username(body["user"], "user")
+    return _ids(body["client_ids"])
+
+
+def _ids(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise BadRequest("client_ids must be a list of client ids", field="client_ids")
+    if not 1 <= len(value) <= MAX_BULK:
+        raise BadRequest(f"client_ids must hold 1 to {MAX_BULK} ids", field="client_ids")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not 1 <= len(item) <= 64:
+            raise BadRequest("a client id is a string", field=f"client_ids.{index}")
+    return list(dict.fromkeys(value))
+
+
+# -- values -------------------------------------------------------------------
+
+
+def known(body: Mapping[str, Any], allowed: set[str]) -> None:
+    for name in body:
+        if name in allowed:
+            continue
+        if name in READ_ONLY:
+            raise BadRequest(f"{name} is read-only", field=name)
+        raise BadRequest(f"{name} is not a field of this request", field=_shown(name))
+
+
+def _shown(name: str) -> str:
+    # The field name comes from the request: keep what we echo short.
+    return name if len(name) <= 64 else name[:64] + "..."
+
+
+def text(value: Any, field: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a string", field=field)
+    if len(value) > limit:
+        raise BadRequest(f"{field} must be at most {limit} characters", field=field)
+    return value
+
+
+def username(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not USERNAME.fullmatch(value):
+        raise BadRequest(f"{field} must be a username matching {USERNAME.pattern}", field=field)
+    return value
+
+
+def email(value: Any) -> str:
+    address = text(value, "email", MAX_EMAIL)
+    local, at, domain = address.partition("@")
+    if address and not (at and local and domain and " " not in address and "@" not in domain):
+        raise BadRequest("email must be an address like name@example.org, or empty", field="email")
+    return address
+
+
+def role_ref(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ROLE_NAME.fullmatch(value):
+        raise BadRequest(f"{field} must be null or a role name", field=field)
+    return value
+
+
+def access_map(value: Any, rules: Rules, field: str) -> dict[str, str]:
+    """An access map: configured API names, ``admin`` or ``*``, each to a level."""
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be an object of API names to levels", field=field)
+    for api, level in value.items():
+        where = f"{field}.{_shown(api)}"
+        if api not in rules.access_keys:
+            raise BadRequest(f"{_shown(api)!r} is not a configured API", field=where)
+        if level not in LEVELS:
+            raise BadRequest(f"a level is one of {', '.join(LEVELS)}", field=where)
+    return dict(value)
+
+
+def expiry(body: Mapping[str, Any], rules: Rules, now: datetime) -> datetime:
+    """``expires_in_months`` (a configured choice, from now) or ``expires_at``, not both."""
+    if "expires_in_months" in body and "expires_at" in body:
+        raise BadRequest("give expires_in_months or expires_at, not both", field="expires_at")
+    if "expires_at" in body:
+        return moment(body["expires_at"], "expires_at", now)
+    months = body.get("expires_in_months", rules.default_expiry_months)
+    if isinstance(months, bool) or months not in rules.expiry_months_choices:
+        choices = ", ".join(str(m) for m in rules.expiry_months_choices)
+        raise BadRequest(f"expires_in_months must be one of {choices}", field="expires_in_months")
+    return clock.add_months(now, months)
+
+
+def moment(value: Any, field: str, now: datetime) -> datetime:
+    """An RFC 3339 timestamp with a time zone, in the future."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise BadRequest(f"{field} must be an RFC 3339 timestamp", field=field)
+    try:
+        parsed = clock.from_rfc3339(value)
+    except ValueError:
+        message = f"{field} must be an RFC 3339 timestamp with a time zone"
+        raise BadRequest(message, field=field) from None
+    except OverflowError:
+        raise BadRequest(f"{field} is out of range", field=field) from None
+    if parsed <= now:
+        raise BadRequest(f"{field} must be in the future", field=field)
+    return parsed.replace(microsecond=0) + timedelta(seconds=1 if parsed.microsecond else 0)

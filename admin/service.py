@@ -1,0 +1,47 @@
+"""The admin operations that need more than one store call: issuing and regenerating.
+
+A secret is drawn and hashed here (argon2 off the event loop), the store
+change is one transaction, and the plaintext exists only in the returned
+``Issued``, which the view shows once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from admin.schema import NewToken, Regeneration
+from sidecar import clock, tokenformat
+from sidecar.hashing import Hasher
+from sidecar.issuing import Issued, hash_secret, issue_token
+from sidecar.lifecycle import AdminStore
+
+
+class Service:
+    def __init__(self, store: AdminStore, hasher: Hasher, prefix: str) -> None:
+        self.store = store
+        self.hasher = hasher
+        self.prefix = prefix
+
+    async def create_token(self, draft: NewToken, actor: str) -> Issued:
+        return await issue_token(
+            self.store,
+            self.hasher,
+            self.prefix,
+            user=draft.user,
+            actor=actor,
+            expires_at=draft.expires_at,
+            description=draft.description,
+            role=draft.role,
+            access=draft.access,
+        )
+
+    async def regenerate(self, client_id: str, change: Regeneration, actor: str) -> Issued:
+        secret = tokenformat.new_client_secret()
+        secret_hash = await hash_secret(self.hasher, secret)
+        grace_until = None
+        if change.grace_seconds:
+            grace_until = clock.to_rfc3339(clock.now() + timedelta(seconds=change.grace_seconds))
+        token = await self.store.regenerate_token(
+            client_id, secret_hash, clock.to_rfc3339(change.expires_at), grace_until, actor
+        )
+        return Issued(token, secret, tokenformat.format_token(self.prefix, client_id, secret))

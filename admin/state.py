@@ -1,0 +1,20 @@
+"""The admin application's typed state, shared by its views."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from admin.auth import AdminVerifier
+from admin.schema import Rules
+from admin.service import Service
+from admin.tokenindex import TokenIndex
+from sidecar.config import Config
+from sidecar.lifecycle import AdminStore
+
+CONFIG = web.AppKey("config", Config)
+REDIS_URL = web.AppKey("redis_url", str)
+STORE = web.AppKey("store", AdminStore)
+VERIFIER = web.AppKey("verifier", AdminVerifier)
+SERVICE = web.AppKey("service", Service)
+INDEX = web.AppKey("index", TokenIndex)
+RULES = web.AppKey("rules", Rules)

@@ -1,0 +1,78 @@
+"""``/admin/v1/me``: self-service for any valid token, on its own user's tokens only.
+
+A token of another user answers exactly as a token that does not exist. A new
+token gets at most the calling token's level on each API, never a level on
+``admin`` or ``*``, and never a role (spec section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from aiohttp import web
+
+from admin import queries, schema
+from admin.authz import ADMIN_API, check_own_grant
+from admin.common import (
+    answer,
+    caller,
+    client_id_of,
+    issued_view,
+    read_body,
+    token_page,
+    token_view,
+)
+from admin.errors import NotFound
+from admin.state import CONFIG, RULES, SERVICE, STORE
+from sidecar import clock
+
+routes = web.RouteTableDef()
+BASE = "/admin/v1/me"
+
+
+@routes.get(BASE)
+async def me(request: web.Request) -> web.Response:
+    found = await caller(request)
+    store = request.app[STORE]
+    user = await store.get_user(found.username)
+    (token,) = await store.tokens([found.client_id])
+    if user is None or token is None:  # deleted in the last instant
+        raise NotFound("the calling token no longer exists")
+    apis = [api.name for api in request.app[CONFIG].apis] + [ADMIN_API]
+    levels = {api: found.level_on(api).value for api in apis}
+    return answer({"user": user.public(), "token": token_view(token), "levels": levels})
+
+
+@routes.get(f"{BASE}/tokens")
+async def my_tokens(request: web.Request) -> web.Response:
+    found = await caller(request)
+    query = queries.token_query(request.query, request.app[RULES].access_keys - {"*"})
+    return answer(await token_page(request, replace(query, user=found.username)))
+
+
+@routes.post(f"{BASE}/tokens")
+async def create_my_token(request: web.Request) -> web.Response:
+    found = await caller(request)
+    body = await read_body(request)
+    draft = schema.new_own_token(body, request.app[RULES], clock.now(), found.username)
+    check_own_grant(found, draft.access)
+    issued = await request.app[SERVICE].create_token(draft, found.username)
+    return answer(issued_view(issued), status=201)
+
+
+@routes.post(BASE + "/tokens/{client_id}/revoke")
+async def revoke_my_token(request: web.Request) -> web.Response:
+    found = await caller(request)
+    client_id = client_id_of(request)
+    schema.known(await read_body(request, optional=True), set())
+    store = request.app[STORE]
+    (token,) = await store.revoke_tokens([client_id], found.username, owner=found.username)
+    return answer(token_view(token))
+
+
+@routes.delete(BASE + "/tokens/{client_id}")
+async def delete_my_token(request: web.Request) -> web.Response:
+    found = await caller(request)
+    client_id = client_id_of(request)
+    await request.app[STORE].delete_tokens([client_id], found.username, owner=found.username)
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,380 @@
+"""The admin half of the credential store: the whole life of tokens, users and roles.
+
+``AdminStore`` extends ``RedisStore`` with the reads and writes the admin API
+needs. Each write is one MULTI/EXEC transaction guarded by WATCH on the keys
+its checks read, and records every change through ``RedisStore.record`` (the
+token's history, the audit stream, the generation counter and the
+invalidation event land with the change, or nothing does).
+
+Failed preconditions: ``Missing`` (the target does not exist), ``Conflict``
+with a ``field`` (the request names something that does not exist, e.g. a
+user) or without one (the write contradicts the stored state: exists already,
+in use, revoked for good).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+
+from sidecar import clock, keys
+from sidecar.models import Role, Token, User
+from sidecar.store import Change, Conflict, RedisStore, _encodable, _strs, diff
+
+#: Token fields the index of the admin listing keeps (everything but hashes).
+ROW_FIELDS = (
+    "client_id",
+    "user",
+    "description",
+    "role",
+    "access",
+    "revoked",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+)
+
+
+class Missing(Exception):
+    """The record a write or read targets does not exist."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+class AdminStore(RedisStore):
+    # -- reads ----------------------------------------------------------------
+
+    async def tokens(self, client_ids: Sequence[str]) -> list[Token | None]:
+        """Many tokens in one round trip, in order; None where one is gone."""
+        async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
+            for client_id in client_ids:
+                pipe.hgetall(keys.token(client_id))
+            raws = await pipe.execute()
+        return [Token.from_fields(_strs(raw)) if raw else None for raw in raws]
+
+    async def token_ids(self) -> list[str]:
+        async with self._guard():
+            return _texts(await self.redis.zrange(keys.TOKENS, 0, -1))
+
+    async def token_rows(self, client_ids: Sequence[str]) -> list[dict[str, str] | None]:
+        """The listing fields (no hash) of many tokens, pipelined in chunks."""
+        rows: list[dict[str, str] | None] = []
+        for start in range(0, len(client_ids), 5000):
+            chunk = client_ids[start : start + 5000]
+            async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
+                for client_id in chunk:
+                    pipe.hmget(keys.token(client_id), list(ROW_FIELDS))
+                values = await pipe.execute()
+            for row in values:
+                rows.append(None if row[0] is None else dict(zip(ROW_FIELDS, row, strict=True)))
+        return rows
+
+    async def last_used(self, client_ids: Sequence[str]) -> list[str | None]:
+        """``last_used_at`` of many tokens, pipelined in chunks."""
+        values: list[str | None] = []
+        for start in range(0, len(client_ids), 5000):
+            async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
+                for client_id in client_ids[start : start + 5000]:
+                    pipe.hget(keys.token(client_id), "last_used_at")
+                values.extend(value or None for value in await pipe.execute())
+        return values
+
+    async def change_marks(self, after: str) -> tuple[int, str, list[tuple[str, str]]]:
+        """The generation, the newest audit id, and ``(kind, target)`` of entries after ``after``.
+
+        Redis keeps the audit stream whole, so a reader can catch up on what changed.
+        """
+        async with self._guard(), self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(keys.GENERATION)
+            pipe.xrange(keys.AUDIT, min=f"({after}" if after != "0-0" else "-", max="+")
+            generation, entries = await pipe.execute()
+        marks = []
+        newest = after
+        for entry_id, fields in entries:
+            newest = entry_id
+            entry = json.loads(fields["entry"])
+            marks.append((entry.get("kind", ""), entry.get("target", "")))
+        return int(generation or 0), newest, marks
+
+    async def audit_position(self) -> tuple[int, str]:
+        """The generation and the id of the newest audit entry, read together."""
+        async with self._guard(), self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(keys.GENERATION)
+            pipe.xrevrange(keys.AUDIT, max="+", min="-", count=1)
+            generation, newest = await pipe.execute()
+        return int(generation or 0), newest[0][0] if newest else "0-0"
+
+    async def users(self) -> list[User]:
+        async with self._guard():
+            names = _texts(await self.redis.zrange(keys.USERS, 0, -1))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(keys.user(name))
+                raws = await pipe.execute()
+        return [User.from_fields(_strs(raw)) for raw in raws if raw]
+
+    async def roles(self) -> list[Role]:
+        async with self._guard():
+            names = sorted(_texts(await self.redis.smembers(keys.ROLES)))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(keys.role(name))
+                raws = await pipe.execute()
+        return [Role.from_fields(_strs(raw)) for raw in raws if raw]
+
+    async def history(self, client_id: str) -> list[dict[str, Any]]:
+        """Every recorded change of a token ever issued, oldest first (kept after deletion)."""
+        async with self._guard():
+            if not await self.redis.sismember(keys.ISSUED_IDS, client_id):
+                raise Missing(client_id)
+            raw = await self.redis.lrange(keys.token_history(client_id), 0, -1)
+        return [json.loads(entry) for entry in raw]
+
+    async def audit(self, since_ms: int | None, limit: int) -> list[dict[str, Any]]:
+        """The global change log, newest first, entries at or after ``since_ms``."""
+        low = f"{since_ms}-0" if since_ms is not None else "-"
+        async with self._guard():
+            raw: Any = await self.redis.xrevrange(keys.AUDIT, max="+", min=low, count=limit)
+        return [json.loads(fields["entry"]) for _, fields in raw]
+
+    # -- users ------------------------------------------------------------------
+
+    async def create_user(self, user: User, actor: str) -> User:
+        """Store a new user; a user of that name in any case is a Conflict."""
+
+        async def body(pipe: Pipeline) -> User:
+            if await pipe.exists(keys.user(user.username)):
+                raise Conflict(f"user {user.username!r} exists already")
+            pipe.multi()
+            self._write_new_user(pipe, user, actor)
+            return user
+
+        return await self.transaction([keys.user(user.username)], body)
+
+    async def patch_user(self, username: str, changes: Mapping[str, Any], actor: str) -> User:
+        """Change ``display_name``, ``email`` or ``active``; a deactivated user's tokens stop."""
+
+        async def body(pipe: Pipeline) -> User:
+            raw = await pipe.hgetall(keys.user(username))
+            if not raw:
+                raise Missing(username)
+            old = User.from_fields(_strs(raw))
+            new = User(**{**old.public(), **changes})
+            pipe.multi()
+            if new != old:
+                pipe.hset(keys.user(username), mapping=_encodable(new.to_fields()))
+                change = Change(
+                    actor, "updated", "user", new.username, diff(old.public(), new.public())
+                )
+                self.record(pipe, change)
+            return new
+
+        return await self.transaction([keys.user(username)], body)
+
+    async def delete_user(self, username: str, actor: str) -> int:
+        """Delete a user and every one of its tokens, at once; the count of tokens deleted."""
+        watched = [keys.user(username), keys.user_tokens(username)]
+
+        async def body(pipe: Pipeline) -> int:
+            raw = await pipe.hgetall(keys.user(username))
+            if not raw:
+                raise Missing(username)
+            user = User.from_fields(_strs(raw))
+            client_ids = sorted(_texts(await pipe.smembers(keys.user_tokens(username))))
+            tokens = [t for t in await self.tokens(client_ids) if t is not None]
+            pipe.multi()
+            for token in tokens:
+                self._write_token_deletion(pipe, token, actor)
+            pipe.delete(keys.user(username), keys.user_tokens(username))
+            pipe.zrem(keys.USERS, username.lower())
+            self.record(pipe, Change(actor, "deleted", "user", user.username, gone(user.public())))
+            return len(tokens)
+
+        return await self.transaction(watched, body)
+
+    # -- roles ------------------------------------------------------------------
+
+    async def delete_role(self, name: str, actor: str) -> None:
+        """Delete a role no token uses; one in use is a Conflict."""
+        watched = [keys.role(name), keys.role_tokens(name)]
+
+        async def body(pipe: Pipeline) -> None:
+            raw = await pipe.hgetall(keys.role(name))
+            if not raw:
+                raise Missing(name)
+            in_use = await pipe.scard(keys.role_tokens(name))
+            if in_use:
+                raise Conflict(f"role {name!r} is used by {in_use} token(s)")
+            pipe.multi()
+            pipe.delete(keys.role(name))
+            pipe.srem(keys.ROLES, name)
+            old = Role.from_fields(_strs(raw)).public()
+            self.record(pipe, Change(actor, "deleted", "role", name, gone(old)))
+
+        await self.transaction(watched, body)
+
+    # -- tokens -----------------------------------------------------------------
+
+    async def patch_token(self, client_id: str, changes: Mapping[str, Any], actor: str) -> Token:
+        """Change ``user``, ``description``, ``role``, ``access`` or ``expires_at``."""
+        watched = [keys.token(client_id)]
+        if changes.get("user"):
+            watched.append(keys.user(changes["user"]))
+        if changes.get("role"):
+            watched.append(keys.role(changes["role"]))
+
+        async def body(pipe: Pipeline) -> Token:
+            old = await self._read_token(pipe, client_id)
+            new = old.with_changes(**changes)
+            if "user" in changes:
+                raw_user = await pipe.hgetall(keys.user(changes["user"]))
+                if not raw_user:
+                    raise Conflict(f"user {changes['user']!r} does not exist", field="user")
+                new = new.with_changes(user=User.from_fields(_strs(raw_user)).username)
+            if new.role and new.role != old.role and not await pipe.exists(keys.role(new.role)):
+                raise Conflict(f"role {new.role!r} does not exist", field="role")
+            pipe.multi()
+            self._write_token_update(pipe, old, new, actor, "updated")
+            return new
+
+        return await self.transaction(watched, body)
+
+    async def regenerate_token(
+        self, client_id: str, secret_hash: str, expires_at: str, grace_until: str | None, actor: str
+    ) -> Token:
+        """A new secret hash for the same client_id; the old one is kept until ``grace_until``."""
+
+        async def body(pipe: Pipeline) -> Token:
+            old = await self._read_token(pipe, client_id)
+            if old.revoked:
+                raise Conflict("a revoked token cannot be regenerated")
+            new = old.with_changes(
+                secret_hash=secret_hash,
+                expires_at=expires_at,
+                regenerated_at=clock.to_rfc3339(clock.now()),
+                previous_hash=old.secret_hash if grace_until else None,
+                grace_until=grace_until,
+            )
+            pipe.multi()
+            self._write_token_update(pipe, old, new, actor, "regenerated")
+            return new
+
+        return await self.transaction([keys.token(client_id)], body)
+
+    async def revoke_tokens(
+        self, client_ids: Sequence[str], actor: str, *, owner: str | None = None
+    ) -> list[Token]:
+        """Revoke all of ``client_ids`` at once (Missing if one is gone); the records after.
+
+        With ``owner``, a token of another user counts as gone.
+        """
+        watched = [keys.token(client_id) for client_id in client_ids]
+
+        async def body(pipe: Pipeline) -> list[Token]:
+            found = await self._read_tokens(client_ids, owner)
+            pipe.multi()
+            return self._queue_revocations(pipe, found, actor)
+
+        return await self.transaction(watched, body)
+
+    async def revoke_user_tokens(self, username: str, actor: str) -> list[Token]:
+        """Revoke every token of a user at once; no such user is a Conflict naming ``user``."""
+        watched = [keys.user(username), keys.user_tokens(username)]
+
+        async def body(pipe: Pipeline) -> list[Token]:
+            if not await pipe.exists(keys.user(username)):
+                raise Conflict(f"user {username!r} does not exist", field="user")
+            client_ids = sorted(_texts(await pipe.smembers(keys.user_tokens(username))))
+            await pipe.watch(*[keys.token(client_id) for client_id in client_ids], *watched)
+            found = [t for t in await self.tokens(client_ids) if t is not None]
+            pipe.multi()
+            return self._queue_revocations(pipe, found, actor)
+
+        return await self.transaction(watched, body)
+
+    def _queue_revocations(self, pipe: Pipeline, found: Iterable[Token], actor: str) -> list[Token]:
+        now = clock.to_rfc3339(clock.now())
+        result = []
+        for token in found:
+            if token.revoked:
+                result.append(token)
+                continue
+            new = token.with_changes(revoked=True, revoked_at=now, revoked_by=actor)
+            self._write_token_update(pipe, token, new, actor, "revoked")
+            result.append(new)
+        return result
+
+    async def delete_tokens(
+        self, client_ids: Sequence[str], actor: str, *, owner: str | None = None
+    ) -> int:
+        """Delete all of ``client_ids`` or none (Missing names the first one gone).
+
+        With ``owner``, a token of another user counts as gone.
+        """
+        watched = [keys.token(client_id) for client_id in client_ids]
+
+        async def body(pipe: Pipeline) -> int:
+            found = await self._read_tokens(client_ids, owner)
+            pipe.multi()
+            for token in found:
+                self._write_token_deletion(pipe, token, actor)
+            return len(found)
+
+        return await self.transaction(watched, body)
+
+    # -- token plumbing ---------------------------------------------------------
+
+    async def _read_token(self, pipe: Pipeline, client_id: str) -> Token:
+        raw = await pipe.hgetall(keys.token(client_id))
+        if not raw:
+            raise Missing(client_id)
+        return Token.from_fields(_strs(raw))
+
+    async def _read_tokens(self, client_ids: Sequence[str], owner: str | None) -> list[Token]:
+        found = await self.tokens(client_ids)
+        for client_id, token in zip(client_ids, found, strict=True):
+            if token is None or (owner is not None and token.user.lower() != owner.lower()):
+                raise Missing(client_id)
+        return [token for token in found if token is not None]
+
+    def _write_token_update(
+        self, pipe: Pipeline, old: Token, new: Token, actor: str, action: str
+    ) -> None:
+        now = clock.now()
+        pipe.hset(keys.token(new.client_id), mapping=_encodable(new.to_fields()))
+        if old.user.lower() != new.user.lower():
+            pipe.srem(keys.user_tokens(old.user), new.client_id)
+            pipe.sadd(keys.user_tokens(new.user), new.client_id)
+        if old.role != new.role:
+            if old.role:
+                pipe.srem(keys.role_tokens(old.role), new.client_id)
+            if new.role:
+                pipe.sadd(keys.role_tokens(new.role), new.client_id)
+        changes = diff(old.public(now), new.public(now))
+        self.record(pipe, Change(actor, action, "token", new.client_id, changes))
+
+    def _write_token_deletion(self, pipe: Pipeline, token: Token, actor: str) -> None:
+        # The history list and the issued-id set stay: the id is never issued again,
+        # and its story stays readable.
+        pipe.delete(keys.token(token.client_id))
+        pipe.zrem(keys.TOKENS, token.client_id)
+        pipe.srem(keys.user_tokens(token.user), token.client_id)
+        if token.role:
+            pipe.srem(keys.role_tokens(token.role), token.client_id)
+        changes = gone(token.public(clock.now()))
+        self.record(pipe, Change(actor, "deleted", "token", token.client_id, changes))
+
+
+def _texts(raw: Any) -> list[str]:
+    """Members as read with ``decode_responses=True`` (redis-py types them loosely)."""
+    return [str(item) for item in raw]
+
+
+def gone(record: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The changes of a deletion: every field from its value to null."""
+    return {name: (value, None) for name, value in record.items()}
