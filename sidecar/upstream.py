@@ -24,6 +24,7 @@ from yarl import URL
 from sidecar.errors import BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
 
 Headers = list[tuple[str, str]]
+NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class BodyLimit:
@@ -103,6 +104,10 @@ async def _relay(
     for name, value in rewrite_response(raw):
         response.headers.add(name, value)
     await response.prepare(request)
+    if request.method == "HEAD" or upstream.status in NO_BODY_STATUSES:
+        # RFC 9110 sections 9.3.2, 15.3.5, 15.4.5: whatever follows is not this body.
+        await response.write_eof()
+        return response
     try:
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)
