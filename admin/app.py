@@ -27,6 +27,7 @@ from sidecar.config import Config
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
 from sidecar.lifecycle import AdminStore
+from sidecar.verification import SHARED
 
 __all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 
@@ -35,6 +36,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     client = redis_client(app[REDIS_URL], config.redis.timeout)
     store = AdminStore(client)
+    if (shared := app.get(SHARED)) is not None:
+        # This process's proxy cache drops what a write changes before the call answers.
+        shared.watch(store)
     hasher = Argon2Hasher(config.hashing)
     # Two threads: admin calls are few, and argon2 must not starve the proxy's pool.
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="admin-argon2")

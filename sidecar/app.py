@@ -13,20 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from yarl import URL
 
-from sidecar import accesslog, forwardauth, headers, websocket
+from sidecar import accesslog, forwardauth, headers, verification, websocket
 from sidecar.config import Config
 from sidecar.errorpages import error_response, json_errors
 from sidecar.errors import BodyTooLarge, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
 from sidecar.gate import Decision, authenticate, authorize
-from sidecar.hashing import Argon2Hasher
 from sidecar.metrics import CONTENT_TYPE, OWN_API, ProxyMetrics
 from sidecar.state import (
     CLIENT,
@@ -38,10 +35,8 @@ from sidecar.state import (
     USAGE,
     VERIFIER,
 )
-from sidecar.store import RedisStore
 from sidecar.upstream import forward, session
 from sidecar.usage import UsageRecorder
-from sidecar.verifier import Verifier
 
 __all__ = ["CLIENT", "CONFIG", "METRICS", "REDIS_URL", "STORE", "USAGE", "VERIFIER"]
 
@@ -59,14 +54,12 @@ def redis_client(url: str, timeout: float) -> aioredis.Redis:
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    client = redis_client(app[REDIS_URL], config.redis.timeout)
-    app[STORE] = RedisStore(client)
-    executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
-    app[VERIFIER] = Verifier(app[STORE], Argon2Hasher(config.hashing), executor)
-    yield
-    executor.shutdown(wait=False, cancel_futures=True)
-    await client.aclose()
+    # The store, cache, argon2 pool and invalidation listener of this process,
+    # shared with the admin listener when `serve` runs both (sidecar/verification.py).
+    async with verification.for_app(app, app[CONFIG], app[REDIS_URL]).used() as shared:
+        app[STORE] = shared.store
+        app[VERIFIER] = shared.verifier
+        yield
 
 
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -147,6 +140,8 @@ async def expect_later(request: web.Request) -> web.StreamResponse | None:
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
+    if (refusal := _unsupported_coding(request)) is not None:
+        return refusal
     verified = await authenticate(request)
     decision = authorize(request, verified, request.method, _raw_path(request))
     _check_length(request, config.proxy.max_body_bytes)
@@ -178,6 +173,20 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     except (UpstreamTimeout, UpstreamUnavailable) as error:
         _upstream_failed(request, api.name, error)
         raise
+
+
+def _unsupported_coding(request: web.Request) -> web.Response | None:
+    """501 and close for a transfer coding other than plain ``chunked``.
+
+    aiohttp accepts ``gzip, chunked`` and hands over the still-gzipped bytes as
+    if they were the body; RFC 9112 section 6.1 asks for a 501 instead.
+    """
+    codings = ",".join(request.headers.getall("Transfer-Encoding", []))
+    if not codings or codings.strip().lower() == "chunked":
+        return None
+    request[OUTCOME].reason = "unsupported transfer coding"
+    body = {"error": "not_implemented", "message": "only the chunked transfer coding is supported"}
+    return _closing(web.json_response(body, status=501))
 
 
 def _raw_path(request: web.Request) -> str:

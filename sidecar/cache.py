@@ -131,7 +131,7 @@ class CredentialCache(Generic[V]):
         role: str | None,
         lifetime: float,
     ) -> bool:
-        """Store ``value`` unless an invalidation overtook ``fill``; answer whether it was stored."""
+        """Store ``value`` unless an invalidation overtook ``fill``; answer if it was stored."""
         if fill.stale or lifetime <= 0 or self.max_entries <= 0:
             return False
         if key in self._entries:

@@ -1,8 +1,9 @@
 """The one middleware that turns errors into the JSON bodies of spec section 3.
 
 401 and 400 carry the ``WWW-Authenticate`` challenge of RFC 6750 section 3;
-503 carries ``Retry-After`` (429 too, with the seconds left in its window). An unexpected exception becomes a bare 500 with
-no detail (the traceback goes to the log, which never holds a secret).
+503 carries ``Retry-After`` (429 too, with the seconds left in its window).
+An unexpected exception becomes a bare 500 with no detail (the traceback goes
+to the log, which never holds a secret).
 """
 
 from __future__ import annotations

@@ -1,27 +1,39 @@
 """Verification: from a presented credential to a verified identity.
 
-    presented credential -> store (token, user, role) -> status checks -> argon2
+    presented -> cache (HMAC of the credential) -> hit: done, no store, no argon2
+              -> unknown-id memory -> wrong-secret limit (429)
+              -> one fill per credential: store -> status checks -> argon2 -> cache
 
 Every refusal is an ``InvalidToken`` whose ``reason`` names the cause for logs
-and metrics; the client sees one body for all of them. argon2 runs in a thread
-pool so the event loop keeps serving other requests meanwhile.
+and metrics; the client sees one body for all of them. Concurrent requests
+with the same credential share one fill (one store read, one argon2 run) and
+its outcome. argon2 runs in a bounded thread pool (``HashingPool``): a full
+queue is a fast 503. A secret whose hash was made with older argon2
+parameters is re-hashed in the background after it verifies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 from collections.abc import Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sidecar import clock
+from sidecar.cache import CredentialCache
 from sidecar.credentials import Presented
-from sidecar.errors import InvalidToken
-from sidecar.hashing import Hasher
+from sidecar.errors import InvalidToken, KeystileError
+from sidecar.hashing import HashingPool
+from sidecar.limits import WrongSecretLimiter
 from sidecar.store import Credential, RedisStore
 
+log = logging.getLogger("keystile.verifier")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Verified:
     """A credential that passed: who it is and what it may reach."""
 
@@ -34,45 +46,134 @@ class Verified:
 
 
 class Verifier:
-    def __init__(self, store: RedisStore, hasher: Hasher, executor: Executor | None) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        pool: HashingPool,
+        cache: CredentialCache[Verified],
+        limiter: WrongSecretLimiter | None = None,
+        *,
+        ttl: float = 300.0,
+    ) -> None:
         self.store = store
-        self.hasher = hasher
-        self.executor = executor
+        self.pool = pool
+        self.cache = cache
+        self.limiter = limiter
+        self.ttl = ttl
+        self._fills: dict[bytes, asyncio.Future[Verified]] = {}
+        self._upgrades: set[asyncio.Task[None]] = set()
 
-    async def verify(self, presented: Presented) -> Verified:
-        credential = await self.store.load_credential(presented.client_id)
-        if credential is None:
+    async def verify(self, presented: Presented, peer: str | None = None) -> Verified:
+        """The identity behind ``presented``; ``peer`` (the client's address) keys the 429."""
+        key = self.cache.key(presented.client_id, presented.client_secret)
+        verified = self.cache.get(key)
+        if verified is not None:
+            return verified
+        if self.cache.is_unknown(presented.client_id):
             raise InvalidToken("unknown client_id")
-        self._check_standing(credential)
-        if not await self._secret_matches(credential, presented.client_secret):
-            raise InvalidToken("wrong secret")
+        if self.limiter is not None:
+            self.limiter.check(presented.client_id, peer)
+        fill = self._fills.get(key)
+        if fill is None:
+            fill = asyncio.ensure_future(self._fill(key, presented, peer))
+            self._fills[key] = fill
+            fill.add_done_callback(functools.partial(self._landed, key))
+        # The fill belongs to every request waiting on it: one leaving must not cancel it.
+        return await asyncio.shield(fill)
+
+    def _landed(self, key: bytes, fill: asyncio.Future[Verified]) -> None:
+        if self._fills.get(key) is fill:
+            del self._fills[key]
+        if not fill.cancelled():
+            fill.exception()  # retrieved here, so a fill nobody awaits any more logs nothing
+
+    async def _fill(self, key: bytes, presented: Presented, peer: str | None) -> Verified:
+        guard = self.cache.begin_fill(presented.client_id)
+        try:
+            credential = await self.store.load_credential(presented.client_id)
+            if credential is None:
+                self.cache.put_unknown(guard)
+                raise InvalidToken("unknown client_id")
+            now = clock.now()
+            check_standing(credential, now)
+            matched = await self._matching_hash(credential, presented.client_secret, now)
+            if matched is None:
+                if self.limiter is not None:
+                    await self.limiter.wrong_secret(presented.client_id, peer)
+                raise InvalidToken("wrong secret")
+            verified = verified_identity(credential)
+            lifetime = self._lifetime(credential, matched, now)
+            role = credential.token.role  # by name: a role created later changes it too
+            user = verified.username
+            self.cache.put(guard, key, verified, user=user, role=role, lifetime=lifetime)
+            if matched == credential.token.secret_hash and self.pool.needs_rehash(matched):
+                self._upgrade_later(credential.token.client_id, matched, presented.client_secret)
+            return verified
+        finally:
+            self.cache.end_fill(guard)
+
+    async def _matching_hash(
+        self, credential: Credential, secret: str, now: datetime
+    ) -> str | None:
+        """The stored hash ``secret`` matches: the current one, or the one in its grace period."""
+        for secret_hash in (credential.token.secret_hash, credential.token.grace_hash(now)):
+            if secret_hash and await self.pool.verify(secret_hash, secret):
+                return secret_hash
+        return None
+
+    def _lifetime(self, credential: Credential, matched: str, now: datetime) -> float:
         token = credential.token
-        return Verified(
-            client_id=token.client_id,
-            username=credential.user.username if credential.user else token.user,
-            role=credential.role.name if credential.role else None,
-            access=token.access,
-            role_access=credential.role.access if credential.role else None,
-            expires_at=token.expires_at,
-        )
+        ends = [clock.from_rfc3339(token.expires_at)]
+        if matched != token.secret_hash and token.grace_until:
+            ends.append(clock.from_rfc3339(token.grace_until))
+        return min(self.ttl, *((end - now).total_seconds() for end in ends))
 
-    @staticmethod
-    def _check_standing(credential: Credential) -> None:
-        token, now = credential.token, clock.now()
-        if token.revoked:
-            raise InvalidToken("revoked")
-        if token.is_expired(now):
-            raise InvalidToken("expired")
-        if credential.user is None or not credential.user.active:
-            raise InvalidToken("user inactive")
+    def _upgrade_later(self, client_id: str, old_hash: str, secret: str) -> None:
+        task = asyncio.ensure_future(self._upgrade(client_id, old_hash, secret))
+        self._upgrades.add(task)
+        task.add_done_callback(self._upgrades.discard)
 
-    async def _secret_matches(self, credential: Credential, secret: str) -> bool:
-        loop = asyncio.get_running_loop()
-        hashes = [credential.token.secret_hash]
-        grace = credential.token.grace_hash(clock.now())
-        if grace:
-            hashes.append(grace)
-        for secret_hash in hashes:
-            if await loop.run_in_executor(self.executor, self.hasher.verify, secret_hash, secret):
-                return True
-        return False
+    async def _upgrade(self, client_id: str, old_hash: str, secret: str) -> None:
+        try:
+            new_hash = await self.pool.hash(secret)
+            upgraded = await self.store.upgrade_secret_hash(client_id, old_hash, new_hash)
+        except KeystileError as exc:  # busy pool or store: the next verification tries again
+            log.info("hash not upgraded", extra={"fields": {"client_id": client_id, **_why(exc)}})
+            return
+        if upgraded:
+            log.info("hash upgraded to the configured argon2 parameters",
+                     extra={"fields": {"client_id": client_id}})  # fmt: skip
+
+    async def close(self) -> None:
+        """Stop background re-hashing and pending fills (at shutdown)."""
+        pending: list[asyncio.Future[Any]] = [*self._upgrades, *self._fills.values()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def check_standing(credential: Credential, now: datetime) -> None:
+    """Refuse a revoked or expired token, or one whose user is gone or inactive."""
+    token = credential.token
+    if token.revoked:
+        raise InvalidToken("revoked")
+    if token.is_expired(now):
+        raise InvalidToken("expired")
+    if credential.user is None or not credential.user.active:
+        raise InvalidToken("user inactive")
+
+
+def verified_identity(credential: Credential) -> Verified:
+    token = credential.token
+    return Verified(
+        client_id=token.client_id,
+        username=credential.user.username if credential.user else token.user,
+        role=credential.role.name if credential.role else None,
+        access=token.access,
+        role_access=credential.role.access if credential.role else None,
+        expires_at=token.expires_at,
+    )
+
+
+def _why(error: KeystileError) -> dict[str, str]:
+    return {"reason": error.reason}

@@ -1,0 +1,96 @@
+"""The verification runtime of one process: store, cache, argon2 pool, limiter, listener.
+
+The proxy and the admin listeners of one ``keystile serve`` process share one
+``Verification`` (``serve`` puts it under ``SHARED`` in both apps), so they
+share one cache and one invalidation listener, and a write made through the
+admin API drops this process's cache entries before the admin call returns
+(``RedisStore.after_commit``), while other processes hear of it through
+pub/sub. An app built alone (tests, embedding) opens a ``Verification`` of
+its own. The first app to start opens it; the last to stop closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from sidecar.cache import CredentialCache
+from sidecar.config import Config
+from sidecar.hashing import HashingPool
+from sidecar.invalidation import Listener, local_hook
+from sidecar.limits import WrongSecretLimiter
+from sidecar.store import RedisStore
+from sidecar.verifier import Verified, Verifier
+
+
+def redis_client(url: str, timeout: float) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
+class Verification:
+    def __init__(self, config: Config, redis_url: str) -> None:
+        self.config = config
+        self.redis_url = redis_url
+        self._users = 0
+        self._listening: asyncio.Task[None] | None = None
+        # Made here, not in _open, so that `watch` works before the first app starts.
+        self.cache: CredentialCache[Verified] = CredentialCache(
+            config.cache.max_entries, config.cache.negative_ttl_seconds
+        )
+
+    async def _open(self) -> None:
+        config = self.config
+        self.redis = redis_client(self.redis_url, config.redis.timeout)
+        self.store = RedisStore(self.redis)
+        self.pool = HashingPool.from_config(config.hashing)
+        limiter = WrongSecretLimiter(self.redis, config.limits.wrong_secrets_per_minute)
+        self.verifier = Verifier(
+            self.store, self.pool, self.cache, limiter, ttl=config.cache.ttl_seconds
+        )
+        self.listener = Listener(self.redis, self.cache, config.cache.max_staleness_seconds)
+        self.watch(self.store)
+        self._listening = asyncio.ensure_future(self.listener.run())
+
+    def watch(self, store: RedisStore) -> None:
+        """Let this process's writes through ``store`` drop its cache entries at once."""
+        store.after_commit.append(local_hook(self.cache))
+
+    async def _close(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+        await self.verifier.close()
+        self.pool.close()
+        await self.redis.aclose()
+
+    @contextlib.asynccontextmanager
+    async def used(self) -> AsyncIterator[Verification]:
+        """Open on first use, close after the last."""
+        if self._users == 0:
+            await self._open()
+        self._users += 1
+        try:
+            yield self
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                await self._close()
+
+
+SHARED = web.AppKey("verification", Verification)
+
+
+def for_app(app: web.Application, config: Config, redis_url: str) -> Verification:
+    """The process's shared ``Verification`` if ``serve`` set one, else a new one."""
+    return app.get(SHARED) or Verification(config, redis_url)

@@ -1,0 +1,68 @@
+"""Real parts for the verifier, cache and invalidation tests: a counting argon2, a revoke."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+
+from sidecar import keys
+from sidecar.cache import CredentialCache
+from sidecar.config import HashingConfig
+from sidecar.hashing import Argon2Hasher, HashingPool
+from sidecar.limits import WrongSecretLimiter
+from sidecar.store import Change, RedisStore
+from sidecar.verifier import Verified, Verifier
+
+
+class CountingHasher(Argon2Hasher):
+    """Real argon2id that counts its verifications and can hold them at a gate."""
+
+    def __init__(self, config: HashingConfig, gate: threading.Event | None = None) -> None:
+        super().__init__(config)
+        self.gate = gate
+        self.entered = threading.Event()
+        self._lock = threading.Lock()
+        self.verifies = 0
+
+    def verify(self, secret_hash: str, secret: str) -> bool:
+        with self._lock:
+            self.verifies += 1
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        return super().verify(secret_hash, secret)
+
+
+def make_verifier(
+    store: RedisStore,
+    hasher: CountingHasher,
+    *,
+    threads: int = 2,
+    queue_size: int = 32,
+    wrong_secrets_per_minute: int = 0,
+) -> Verifier:
+    """A verifier with no listener: its cache lease is granted by hand, for ever."""
+    cache: CredentialCache[Verified] = CredentialCache(100, 10.0)
+    cache.fresh_until = float("inf")
+    limiter = WrongSecretLimiter(store.redis, wrong_secrets_per_minute)
+    return Verifier(store, HashingPool(hasher, threads, queue_size), cache, limiter, ttl=300.0)
+
+
+async def revoke(store: RedisStore, client_id: str, actor: str = "test") -> None:
+    """Revoke a token the way the admin API does: one transaction with its recorded change."""
+
+    async def body(pipe: Pipeline) -> None:
+        pipe.multi()
+        pipe.hset(keys.token(client_id), mapping={"revoked": "1"})
+        change = Change(actor, "revoked", "token", client_id, {"status": ("active", "revoked")})
+        store.record(pipe, change)
+
+    await store.transaction([keys.token(client_id)], body)
+
+
+async def hgetall_calls(store: RedisStore) -> int:
+    """How many HGETALL (token, user and role reads) the server has run."""
+    stats: dict[str, Any] = await store.redis.info("commandstats")
+    return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))
