@@ -1,0 +1,170 @@
+"""Keystile's benchmark suite: one command, real processes, one table.
+
+    .venv/bin/python bench/run.py [--quick] [--scenario NAME ...] [--workers N]
+
+It starts Redis, a fast upstream, Keystile, a bare aiohttp pass-through proxy
+with the same number of workers, and nginx and Caddy when they are installed;
+drives them with wrk (or an aiohttp client where wrk is absent); prints one
+table with req/s, p50 and p99 and the ratios against the baselines measured
+in the same run; and writes it to bench/results/latest.md. Everything listens
+on 127.0.0.1 and every load is bounded in time. ``--quick`` shortens every
+run and shrinks every store, to check the scripts, not to quote figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import procs
+import scenarios
+from report import Report, Row
+
+RESULTS = procs.BENCH / "results" / "latest.md"
+SCENARIOS = ("baselines", "main", "store", "revocation", "memory")
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, small stores")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="run only these (repeatable): baselines; main (cached, flood, cold); "
+        "store (1,000 vs 1,000,000 tokens); revocation; memory (and admin search)",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="Keystile and baseline workers (default: one per core)"
+    )
+    parser.add_argument(
+        "--duration", type=float, help="seconds per measured run (default 10, quick 2)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=32, help="keep-alive connections per run"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help="where the Markdown table goes"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    chosen = args.scenario or list(SCENARIOS)
+    workers = _workers(args.workers)
+    workdir = Path(tempfile.mkdtemp(prefix="keystile-bench-"))
+    command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    tool = "wrk" if shutil.which("wrk") else "an aiohttp client"
+    setup = (
+        f"Keystile {_describe(workers)}; load from {tool} over {args.connections} "
+        "keep-alive connections; every process on this one machine"
+    )
+    report = Report(command.strip(), setup)
+    print(f"{command}\n  {setup}\n  logs: {workdir}", flush=True)
+    processes = procs.Processes(workdir)
+    try:
+        _, redis_url = procs.start_redis(processes)
+        bench = scenarios.Bench(
+            processes=processes,
+            report=report,
+            quick=args.quick,
+            workers=workers,
+            uvloop=procs.keystile_uses_uvloop(),
+            redis_url=redis_url,
+            upstream=procs.start_upstream(processes),
+            duration=args.duration or (2.0 if args.quick else 10.0),
+            connections=args.connections,
+        )
+        _run(bench, chosen)
+    except (procs.StartFailed, subprocess.CalledProcessError, RuntimeError) as exc:
+        report.note(f"the run stopped early: {exc}")
+        _finish(report, args.output)
+        return 1
+    finally:
+        processes.stop_all()
+    _finish(report, args.output)
+    return 0
+
+
+def _run(bench: scenarios.Bench, chosen: list[str]) -> None:
+    if "baselines" in chosen or "main" in chosen:
+        _step("baselines", lambda: scenarios.baselines(bench))
+    if "main" in chosen:
+        _step("cached / flood / cold", lambda: scenarios.main_instance(bench))
+    if "store" in chosen:
+        _step("store size", lambda: scenarios.store_size(bench))
+    if "revocation" in chosen:
+        _step("revocation", lambda: scenarios.revocations(bench))
+    if "memory" in chosen:
+        _step("memory and admin search", lambda: scenarios.memory(bench, _admin_search(bench)))
+
+
+def _step(name: str, body: Callable[[], None]) -> None:
+    began = time.monotonic()
+    print(f"\n== {name}", flush=True)
+    body()
+    print(f"   ({time.monotonic() - began:.0f} s)", flush=True)
+
+
+def _workers(requested: int | None) -> int | None:
+    """Workers to pass to ``keystile serve``, or None while it has no --workers flag."""
+    if not procs.keystile_supports_workers():
+        if requested not in (None, 1):
+            print("keystile serve has no --workers yet: running 1 worker", file=sys.stderr)
+        return None
+    return requested or os.cpu_count() or 1
+
+
+def _describe(workers: int | None) -> str:
+    if workers is None:
+        return "1 worker (`keystile serve` has no --workers flag yet), baselines 1 worker"
+    return f"{workers} worker(s), baselines the same"
+
+
+def _admin_search(bench: scenarios.Bench) -> Callable[[str, str, str, int], None]:
+    """Run bench/admin_search.py (the admin engineer's) against the 100,000-token store."""
+
+    def run(admin_url: str, admin_token: str, redis_url: str, count: int) -> None:
+        script = procs.BENCH / "admin_search.py"
+        if not script.exists():
+            bench.report.add(Row(f"admin search and sort, {count:,} tokens", "not available yet"))
+            return
+        command = [sys.executable, str(script), "--admin-url", admin_url, "--redis-url", redis_url]
+        command += ["--tokens", str(count)] + (["--quick"] if bench.quick else [])
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "KEYSTILE_ADMIN_TOKEN": admin_token},
+            check=False,
+        )
+        for line in done.stdout.strip().splitlines():
+            print(f"  admin_search: {line}", flush=True)
+        status = "ran" if done.returncode == 0 else f"failed (exit {done.returncode})"
+        row = Row(f"admin search and sort, {count:,} tokens", f"bench/admin_search.py {status}")
+        row.compare = "see its output below"
+        bench.report.add(row)
+        output = done.stdout.strip() or done.stderr.strip()[-2000:]
+        bench.report.note("admin search output:\n\n```\n" + output + "\n```")
+
+    return run
+
+
+def _finish(report: Report, output: Path) -> None:
+    report.write(output)
+    print("\n" + report.markdown(), flush=True)
+    print(f"written to {output}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
