@@ -24,7 +24,9 @@ from sidecar.embedded import find_binary
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
-BIN = Path(sys.executable).parent
+#: The Keystile source tree that runs: this working tree, or a checkout given
+#: to ``run.py --source`` (to measure a commit while the tree is being edited).
+SOURCE = REPO
 
 #: Cheap but real argon2id, for scenarios that must warm many tokens fast;
 #: the hot path never runs argon2 once a credential is cached.
@@ -207,16 +209,21 @@ def start_bare_proxy(procs: Processes, upstream: Proc, workers: int, uvloop: boo
     return proc
 
 
+def keystile(*arguments: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run ``keystile`` from ``SOURCE``."""
+    command = [sys.executable, "-m", "admin.cli", *arguments]
+    return command, {**os.environ, "PYTHONPATH": str(SOURCE)}
+
+
 def keystile_supports_workers() -> bool:
-    help_text = subprocess.run(
-        [str(BIN / "keystile"), "serve", "--help"], capture_output=True, text=True, check=False
-    ).stdout
-    return "--workers" in help_text
+    command, env = keystile("serve", "--help")
+    help_text = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    return "--workers" in help_text.stdout
 
 
 def keystile_uses_uvloop() -> bool:
     """Whether Keystile runs on uvloop, so the bare proxy can match it."""
-    sources = [*(REPO / "sidecar").glob("*.py"), *(REPO / "admin").glob("*.py")]
+    sources = [*(SOURCE / "sidecar").glob("*.py"), *(SOURCE / "admin").glob("*.py")]
     return any("uvloop" in path.read_text(encoding="utf-8") for path in sources)
 
 
@@ -253,18 +260,20 @@ description = "benchmark upstream"
 def start_keystile(
     procs: Processes, name: str, config: Path, proxy_port: int, workers: int | None
 ) -> Proc:
-    command = [str(BIN / "keystile"), "serve", "--config", str(config)]
+    command, env = keystile("serve", "--config", str(config))
     if workers is not None:
         command += ["--workers", str(workers)]
-    proc = procs.spawn(name, command, proxy_port)
+    proc = procs.spawn(name, command, proxy_port, env)
     wait_until_ready(proc, "/_keystile/readyz", timeout=30)
     return proc
 
 
 def bootstrap_admin(config: Path, user: str = "bench-admin") -> str:
     """A full admin token from ``keystile bootstrap``, as an operator gets one."""
+    command, env = keystile("bootstrap", "--config", str(config), "--user", user)
     done = subprocess.run(
-        [str(BIN / "keystile"), "bootstrap", "--config", str(config), "--user", user],
+        command,
+        env=env,
         capture_output=True,
         text=True,
         check=True,

@@ -52,6 +52,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--connections", type=int, default=32, help="keep-alive connections per run"
     )
     parser.add_argument(
+        "--source", type=Path, help="run Keystile from this checkout (default: this tree)"
+    )
+    parser.add_argument(
         "--output", type=Path, default=RESULTS, help="where the Markdown table goes"
     )
     return parser.parse_args(argv)
@@ -59,6 +62,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.source is not None:
+        procs.SOURCE = args.source.resolve()
     chosen = args.scenario or list(SCENARIOS)
     workers = _workers(args.workers)
     workdir = Path(tempfile.mkdtemp(prefix="keystile-bench-"))

@@ -157,7 +157,9 @@ def flood(bench: Bench, url: str, token: list[str], proc: Proc) -> None:
     half = max(1, bench.connections // 2)
     alone = load.drive(url, token, connections=half, duration=bench.duration)
     bench.report.add(_row("bad-token flood", f"valid traffic alone, {half} conns", alone))
-    bad = _bearer(seed.bad_tokens(bench.scaled(10_000, 2_000)))
+    # Enough distinct unknown ids that none repeats: each is a real store miss,
+    # not a hit in Keystile's short memory of unknown ids.
+    bad = _bearer(seed.bad_tokens(bench.scaled(200_000, 20_000)))
     before = _argon2_count(proc.port)
     with ThreadPoolExecutor(2) as pool:
         valid_run = pool.submit(load.drive, url, token, connections=half, duration=bench.duration)
@@ -241,12 +243,13 @@ def cold(bench: Bench, url: str) -> None:
     row = _row(
         "many distinct valid tokens (cold)", "each token's first use: argon2 m=12 MiB t=3", result
     )
-    row.compare = (
-        "no token reused" if result.requests <= count else "tokens wrapped: some hits are warm"
-    )
+    wrapped = result.requests > count
+    row.compare = "tokens wrapped: some were warm" if wrapped else "no token reused"
+    errors = result.status_errors + result.socket_errors
+    if errors:
+        row.compare += f"; {errors} error answers (a full argon2 queue answers 503 at once)"
     row.target = "(none: shows argon2's cost)"
     bench.report.add(row)
-    _check_all_ok(bench.report, "cold", result)
     time.sleep(1)  # let argon2 work still queued from the run drain before the next scenario
 
 
