@@ -115,7 +115,7 @@ class Listener:
                     next_check = self.monotonic() + self.check_interval
                     await self._send_check(pubsub)
                 wait = max(0.0, next_check - self.monotonic())
-                message = await pubsub.get_message(timeout=wait)
+                message = await _next_message(pubsub, wait)
                 if message is not None:
                     self.handle(message)
         finally:
@@ -170,3 +170,24 @@ class Listener:
         self.flushes[why] = self.flushes.get(why, 0) + 1
         if why != "subscribed" or self.flushes[why] > 1:
             log.info("credential cache dropped", extra={"fields": {"why": why}})
+
+
+async def _next_message(pubsub: PubSub, wait: float) -> dict[str, Any] | None:
+    """The next message, waiting at most ``wait`` seconds.
+
+    Over RESP3 Redis answers a PING on a subscribed connection with the bare
+    message, which redis-py's ``get_message`` misreads when it decodes
+    responses; over RESP2 the answer is ``["pong", message]``. Both become
+    ``{"type": "pong", "data": message}`` here.
+    """
+    response = await pubsub.parse_response(block=False, timeout=wait)
+    if response is None:
+        return None
+    if isinstance(response, str | bytes):
+        return {"type": "pong", "data": _text(response)}
+    message: dict[str, Any] | None = await pubsub.handle_message(response)
+    return message
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

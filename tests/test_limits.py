@@ -1,0 +1,99 @@
+"""Wrong-secret limits on a real redis-server: 429 per client_id and address, never for others."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sidecar.credentials import Presented
+from sidecar.errorpages import error_response
+from sidecar.errors import InvalidToken, TooManyAttempts
+from sidecar.store import RedisStore
+from tests.support import make_config, seed_token
+from tests.verifysupport import CountingHasher, make_verifier
+
+CHEAP = make_config().hashing
+ATTACKER = "203.0.113.7"
+HOLDER = "198.51.100.20"
+
+
+def wrong(client_id: str) -> Presented:
+    return Presented(client_id, "w" * 32, "bearer")
+
+
+async def test_too_many_wrong_secrets_from_one_address_get_429(store: RedisStore) -> None:
+    """Past the per-minute number, wrong secrets from one address get 429 with Retry-After."""
+    issued = await seed_token(store, make_config())
+    verifier = make_verifier(store, CountingHasher(CHEAP), wrong_secrets_per_minute=3)
+    for _ in range(3):
+        with pytest.raises(InvalidToken):
+            await verifier.verify(wrong(issued.token.client_id), ATTACKER)
+
+    with pytest.raises(TooManyAttempts) as limited:
+        await verifier.verify(wrong(issued.token.client_id), ATTACKER)
+
+    assert limited.value.status == 429
+    assert 1 <= limited.value.retry_after <= 60
+    verifier.pool.close()
+
+
+async def test_blocked_address_costs_no_argon2(store: RedisStore) -> None:
+    """Once a pair is over the limit its attempts are refused before argon2 runs."""
+    issued = await seed_token(store, make_config())
+    hasher = CountingHasher(CHEAP)
+    verifier = make_verifier(store, hasher, wrong_secrets_per_minute=2)
+    for _ in range(3):
+        with pytest.raises((InvalidToken, TooManyAttempts)):
+            await verifier.verify(wrong(issued.token.client_id), ATTACKER)
+    spent = hasher.verifies
+
+    for _ in range(20):
+        with pytest.raises(TooManyAttempts):
+            await verifier.verify(wrong(issued.token.client_id), ATTACKER)
+
+    assert hasher.verifies == spent == 3
+    verifier.pool.close()
+
+
+async def test_real_holder_from_another_address_is_not_locked_out(store: RedisStore) -> None:
+    """A flood from one address leaves the holder's right secret, and wrong ones, from another."""
+    issued = await seed_token(store, make_config())
+    verifier = make_verifier(store, CountingHasher(CHEAP), wrong_secrets_per_minute=2)
+    for _ in range(3):
+        with pytest.raises((InvalidToken, TooManyAttempts)):
+            await verifier.verify(wrong(issued.token.client_id), ATTACKER)
+
+    right = Presented(issued.token.client_id, issued.client_secret, "bearer")
+    assert (await verifier.verify(right, HOLDER)).username == "alice"
+    with pytest.raises(InvalidToken):
+        await verifier.verify(wrong(issued.token.client_id), HOLDER)
+    verifier.pool.close()
+
+
+async def test_count_is_shared_by_every_process(store: RedisStore) -> None:
+    """Two replicas on one store add to one count: the limit does not multiply with workers."""
+    issued = await seed_token(store, make_config())
+    first = make_verifier(store, CountingHasher(CHEAP), wrong_secrets_per_minute=3)
+    second = make_verifier(store, CountingHasher(CHEAP), wrong_secrets_per_minute=3)
+    for verifier in (first, first, second):
+        with pytest.raises(InvalidToken):
+            await verifier.verify(wrong(issued.token.client_id), ATTACKER)
+
+    with pytest.raises(TooManyAttempts):
+        await second.verify(wrong(issued.token.client_id), ATTACKER)
+    first.pool.close()
+    second.pool.close()
+
+
+def test_429_answer_carries_retry_after_and_json() -> None:
+    """The 429 answer says when to retry and has the JSON error body of every refusal."""
+    response = error_response(TooManyAttempts("wrong-secret limit", retry_after=42))
+
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "42"
+    body = json.loads(response.text or "")
+    assert body == {
+        "error": "too_many_attempts",
+        "message": "too many failed attempts; retry later",
+    }
