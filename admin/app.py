@@ -63,5 +63,6 @@ def build_admin_app(config: Config, redis_url: str) -> web.Application:
     app.router.add_routes(views_tokens.routes)
     app.router.add_routes(views_people.routes)
     app.router.add_routes(views_me.routes)
+    app[openapi.DOCUMENT] = openapi.document(config)
     app.router.add_get("/admin/v1/openapi.json", openapi.view)
     return app
