@@ -1,0 +1,131 @@
+"""Which headers cross the proxy (sidecar.headers); pure."""
+
+from __future__ import annotations
+
+from sidecar.config import HeadersConfig
+from sidecar.headers import Identity, downstream_response, request_id, upstream_request
+
+NAMES = HeadersConfig()
+ALICE = Identity("alice", "cid", "ops", "read")
+
+
+def forwarded(headers: list[tuple[str, str]], *, credential: bool = False) -> list[tuple[str, str]]:
+    return upstream_request(
+        headers,
+        NAMES,
+        ALICE,
+        forward_credential=credential,
+        peer="10.0.0.9",
+        scheme="https",
+        host="api.example",
+        request_id="rid",
+    )
+
+
+def values(headers: list[tuple[str, str]], name: str) -> list[str]:
+    return [v for n, v in headers if n.lower() == name.lower()]
+
+
+def test_identity_copies_under_any_spelling_are_replaced() -> None:
+    """Client copies of identity headers go, whatever their case or underscores."""
+    sent = [
+        ("X_Auth_User", "m"),
+        ("x-AUTH-user", "m"),
+        ("X-Auth_Role", "r"),
+        ("x_auth_access", "f"),
+    ]
+    out = forwarded(sent)
+    folded = [n.lower().replace("_", "-") for n, _ in out]
+    assert folded.count("x-auth-user") == 1 and values(out, "X-Auth-User") == ["alice"]
+    assert values(out, "X-Auth-Role") == ["ops"] and values(out, "X-Auth-Access") == ["read"]
+
+
+def test_role_header_absent_without_a_role() -> None:
+    """A token without a role sends no X-Auth-Role."""
+    out = upstream_request(
+        [("X-Auth-Role", "admin")],
+        NAMES,
+        Identity("alice", "cid", None, "full"),
+        forward_credential=False,
+        peer="p",
+        scheme="http",
+        host="h",
+        request_id="r",
+    )
+    assert values(out, "X-Auth-Role") == []
+
+
+def test_credential_dropped_unless_forwarded() -> None:
+    """Authorization and the header pair go, unless the API asks for them."""
+    sent = [("Authorization", "Bearer t"), ("X-Client-Id", "i"), ("X_Client_Secret", "s")]
+    assert forwarded(sent) == forwarded([])
+    kept = forwarded(sent, credential=True)
+    assert values(kept, "Authorization") == ["Bearer t"]
+
+
+def test_hop_by_hop_and_connection_listed_fields_go() -> None:
+    """RFC 9110 7.6.1: hop-by-hop fields and every field named in Connection are dropped."""
+    sent = [
+        ("Connection", "close, X-Private"),
+        ("connection", "x-other"),
+        ("X-Private", "1"),
+        ("X-Other", "2"),
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+        ("Proxy-Authorization", "Basic x"),
+        ("Transfer-Encoding", "chunked"),
+        ("X-Kept", "3"),
+    ]
+    out = forwarded(sent)
+    names = {n.lower() for n, _ in out}
+    assert names.isdisjoint(
+        {"connection", "x-private", "x-other", "te", "upgrade", "proxy-authorization"}
+    )
+    assert "transfer-encoding" not in names and values(out, "X-Kept") == ["3"]
+
+
+def test_forwarding_fields_are_set() -> None:
+    """Via and X-Forwarded-For are appended to; -Proto and -Host are ours; Host goes."""
+    sent = [
+        ("Host", "api.example"),
+        ("X-Forwarded-For", "1.2.3.4"),
+        ("X-Forwarded-Proto", "gopher"),
+        ("Via", "1.0 edge"),
+    ]
+    out = forwarded(sent)
+    assert values(out, "X-Forwarded-For") == ["1.2.3.4, 10.0.0.9"]
+    assert values(out, "X-Forwarded-Proto") == ["https"]
+    assert values(out, "X-Forwarded-Host") == ["api.example"]
+    assert values(out, "Via") == ["1.0 edge, 1.1 keystile"]
+    assert values(out, "Host") == []
+    assert values(out, "X-Request-Id") == ["rid"]
+
+
+def test_method_overrides_and_expect_are_stripped() -> None:
+    """Method-override fields and Expect never reach the upstream."""
+    sent = [("X-HTTP-Method-Override", "DELETE"), ("X-Method-Override", "PUT"), ("Expect", "x")]
+    assert forwarded(sent) == forwarded([])
+
+
+def test_response_keeps_repeats_and_adds_via_and_request_id() -> None:
+    """Set-Cookie repeats stay; Connection-listed response fields go; our request id wins."""
+    upstream = [
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Connection", "X-Hop"),
+        ("X-Hop", "x"),
+        ("X-Request-Id", "other"),
+    ]
+    out = downstream_response(upstream, NAMES, "rid")
+    assert values(out, "Set-Cookie") == ["a=1", "b=2"]
+    assert values(out, "X-Hop") == [] and values(out, "Connection") == []
+    assert values(out, "X-Request-Id") == ["rid"]
+    assert values(out, "Via") == ["1.1 keystile"]
+
+
+def test_request_id_kept_only_when_plain() -> None:
+    """A plain client request id is kept; one with odd characters or too long is replaced."""
+    assert request_id("abc-123.x:y_z", "new") == "abc-123.x:y_z"
+    assert request_id('a"b', "new") == "new"
+    assert request_id("a" * 129, "new") == "new"
+    assert request_id(None, "new") == "new"
