@@ -10,6 +10,7 @@ store and with the same checks as on the proxy.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,7 +47,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[VERIFIER] = AdminVerifier(store, hasher, executor)
     app[SERVICE] = Service(store, hasher, config.tokens.prefix)
     app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
+    # Load the listing index now rather than on the first GET /tokens (seconds at 100k).
+    warm_up = asyncio.create_task(app[INDEX].warm_up())
     yield
+    warm_up.cancel()
+    await asyncio.gather(warm_up, return_exceptions=True)
     executor.shutdown(wait=False, cancel_futures=True)
     await client.aclose()
 

@@ -73,7 +73,7 @@ async def token_page(request: web.Request, query: TokenQuery) -> dict[str, Any]:
     rows = await request.app[INDEX].current(fresh_last_used=sorts_on_last_use)
     roles = {role.name: role.access for role in await store.roles()} if query.api else {}
     now = clock.now()
-    total, client_ids = search(rows.values(), query, roles, clock.to_rfc3339(now))
+    total, client_ids = search(rows, query, roles, clock.to_rfc3339(now))
     items = [token.public(now) for token in await store.tokens(client_ids) if token]
     return {"items": items, "total": total, "limit": query.page.limit, "offset": query.page.offset}
 

@@ -104,6 +104,8 @@ def _search(params: Mapping[str, str]) -> str:
     q = params.get("q", "")
     if len(q) > 200:
         raise BadRequest("q must be at most 200 characters", field="q")
+    if not q.isprintable():
+        raise BadRequest("q must not contain control characters", field="q")
     return q.lower()
 
 
