@@ -6,8 +6,8 @@ catches up before answering: every change is in the audit stream (written in
 the same transaction as the change, see ``RedisStore.record``), so the index
 reads the entries after the last one it saw and re-reads only the tokens they
 name. When nothing changed (the generation counter did not move) that costs
-one round trip. If the counter went backwards or the stream lost entries (a
-new or flushed Redis), the index loads everything again.
+one round trip. If the last entry it saw is gone from the stream (a new or
+flushed Redis), the index loads everything again.
 
 ``last_used_at`` is written by the proxy without a recorded change; the index
 refreshes that column at most once per ``tokens.last_used_interval`` (the
@@ -70,10 +70,13 @@ class TokenIndex:
 
     async def _catch_up(self) -> None:
         generation, position, marks = await self.store.change_marks(self.position)
+        if marks is None:
+            await self._load()  # another or an emptied store: start over
+            return
         if generation == self.generation:
             return
-        if generation < self.generation or not marks:
-            await self._load()  # the store was replaced or its log cut: start over
+        if not marks:
+            await self._load()  # changes without audit entries (a cut log): start over
             return
         changed = sorted({target for kind, target in marks if kind == "token"})
         for client_id, raw in zip(changed, await self.store.token_rows(changed), strict=True):

@@ -84,15 +84,19 @@ class AdminStore(RedisStore):
                 values.extend(value or None for value in await pipe.execute())
         return values
 
-    async def change_marks(self, after: str) -> tuple[int, str, list[tuple[str, str]]]:
+    async def change_marks(self, after: str) -> tuple[int, str, list[tuple[str, str]] | None]:
         """The generation, the newest audit id, and ``(kind, target)`` of entries after ``after``.
 
-        Redis keeps the audit stream whole, so a reader can catch up on what changed.
+        The marks are None when the entry ``after`` is no longer in the stream
+        (another or an emptied Redis): the reader cannot catch up, only start over.
         """
         async with self._guard(), self.redis.pipeline(transaction=True) as pipe:
             pipe.get(keys.GENERATION)
+            pipe.xrange(keys.AUDIT, min=after, max=after, count=1)
             pipe.xrange(keys.AUDIT, min=f"({after}" if after != "0-0" else "-", max="+")
-            generation, entries = await pipe.execute()
+            generation, anchor, entries = await pipe.execute()
+        if after != "0-0" and not anchor:
+            return int(generation or 0), after, None
         marks = []
         newest = after
         for entry_id, fields in entries:
