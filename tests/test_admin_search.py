@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from admin.queries import Page, TokenQuery, token_query
-from admin.search import Row, search
+from admin.search import LAST_NUMBER, Row, search, timestamp_number
 
 NOW = "2026-06-01T00:00:00Z"
 COLUMNS = ("client_id", "user", "description", "role", "status", "created_at", "expires_at",
@@ -96,6 +96,17 @@ def test_nulls_sort_last_ascending_and_first_descending() -> None:
     assert descending == ["b", "c", "a"]
 
 
+def test_timestamp_numbers_keep_the_order_of_the_moments() -> None:
+    """Timestamps become integers that compare as the moments do; null sorts after all."""
+    stamps = ["1999-12-31T23:59:59Z", "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z"]
+
+    numbers = [timestamp_number(stamp) for stamp in stamps]
+
+    assert numbers == sorted(numbers)
+    assert numbers[1] == 20260101000000
+    assert timestamp_number(None) > numbers[-1]
+
+
 def test_mixed_directions_order_by_each_column_in_turn() -> None:
     """order=user,-created_at sorts by user, then newest first within a user."""
     rows = [
@@ -115,12 +126,21 @@ def _reference(rows: list[Row], query: TokenQuery) -> list[str]:
 
     def value(row: Row, column: str) -> Any:
         if column == "status":
-            return row.status(NOW)
+            return row.status(timestamp_number(NOW))
         if column in ("user", "description"):
             return getattr(row, column + "_key")
-        if column in ("role", "last_used_at"):
-            present = getattr(row, column)
-            return (present is None, present or "")
+        if column == "role":
+            return (row.role is None, row.role or "")
+        if column in ("created_at", "expires_at", "last_used_at"):
+            number = getattr(
+                row,
+                {
+                    "created_at": "created_n",
+                    "expires_at": "expires_n",
+                    "last_used_at": "last_used_n",
+                }[column],
+            )
+            return (number == LAST_NUMBER, number)
         return getattr(row, column)
 
     ordered = sorted(rows, key=lambda row: row.client_id)
