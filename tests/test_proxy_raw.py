@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +66,25 @@ async def test_ambiguous_framing_is_refused_and_connection_closed(env: Env, fram
     assert answer.count(b"HTTP/1.") == 1  # then the connection closed
     assert all("smuggled" not in seen.raw_path for seen in env.upstream.seen)
     assert env.upstream.seen == []
+
+
+@pytest.mark.slow
+def test_pure_python_parser_gives_the_same_answers() -> None:
+    """The framing and no-echo tests also pass with aiohttp's pure-Python HTTP parser."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "AIOHTTP_NO_EXTENSIONS": "1"}
+    selected = "ambiguous_framing or unparseable or non_utf8 or two_authorization"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", selected],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert " passed" in run.stdout
 
 
 async def test_chunked_upload_is_forwarded_whole(env: Env) -> None:
