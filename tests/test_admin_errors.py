@@ -179,3 +179,35 @@ async def test_store_unreachable_is_a_503_with_retry_after(
     assert reply.status == 503
     assert reply.headers["Retry-After"] == "1"
     assert reply.body["error"] == "unavailable"
+
+
+async def test_changes_to_missing_records_are_404(admin: Harness) -> None:
+    """PATCH, regenerate, revoke or delete of a record that does not exist is a 404."""
+    missing = "/tokens/AAAAAAAAAAAAAAAAAAAAAA"
+
+    replies = [
+        await admin.call("PATCH", missing, json={"description": "x"}),
+        await admin.call("POST", missing + "/regenerate"),
+        await admin.call("POST", missing + "/revoke"),
+        await admin.call("PATCH", "/users/nobody", json={"active": False}),
+        await admin.call("DELETE", "/users/nobody"),
+        await admin.call("DELETE", "/roles/nobody"),
+        await admin.call("GET", "/roles/nobody"),
+    ]
+
+    assert [reply.status for reply in replies] == [404] * len(replies)
+    assert all(reply.body["error"] == "not_found" for reply in replies)
+
+
+async def test_patch_to_a_missing_user_or_role_is_a_400_naming_it(admin: Harness) -> None:
+    """Moving a token to a user or role that does not exist names the field, changes nothing."""
+    created = await admin.token(user="alice", role="ops")
+    path = f"/tokens/{created['client_id']}"
+
+    to_user = await admin.call("PATCH", path, json={"user": "ghost"})
+    to_role = await admin.call("PATCH", path, json={"role": "ghosts"})
+    after = (await admin.call("GET", path)).body
+
+    assert (to_user.status, to_user.body["field"]) == (400, "user")
+    assert (to_role.status, to_role.body["field"]) == (400, "role")
+    assert (after["user"], after["role"]) == ("alice", "ops")
