@@ -210,14 +210,20 @@ def start_bare_proxy(procs: Processes, upstream: Proc, workers: int, uvloop: boo
 
 
 def keystile(*arguments: str) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that run ``keystile`` from ``SOURCE``."""
+    """The command line and environment that run ``keystile`` from ``SOURCE``.
+
+    ``python -m`` puts the working directory first on sys.path: callers run it
+    in ``SOURCE`` or in a directory with no Python package of its own.
+    """
     command = [sys.executable, "-m", "admin.cli", *arguments]
     return command, {**os.environ, "PYTHONPATH": str(SOURCE)}
 
 
 def keystile_supports_workers() -> bool:
     command, env = keystile("serve", "--help")
-    help_text = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    help_text = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=SOURCE, check=False
+    )
     return "--workers" in help_text.stdout
 
 
@@ -274,6 +280,7 @@ def bootstrap_admin(config: Path, user: str = "bench-admin") -> str:
     done = subprocess.run(
         command,
         env=env,
+        cwd=SOURCE,
         capture_output=True,
         text=True,
         check=True,

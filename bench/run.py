@@ -26,10 +26,10 @@ from pathlib import Path
 
 import procs
 import scenarios
-from report import Report, Row
+from report import Report
 
 RESULTS = procs.BENCH / "results" / "latest.md"
-SCENARIOS = ("baselines", "main", "store", "revocation", "memory")
+SCENARIOS = ("baselines", "main", "store", "revocation", "memory", "admin-search")
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -40,7 +40,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         choices=SCENARIOS,
         help="run only these (repeatable): baselines; main (cached, flood, cold); "
-        "store (1,000 vs 1,000,000 tokens); revocation; memory (and admin search)",
+        "store (1,000 vs 1,000,000 tokens); revocation; memory; admin-search",
     )
     parser.add_argument(
         "--workers", type=int, help="Keystile and baseline workers (default: one per core)"
@@ -110,7 +110,9 @@ def _run(bench: scenarios.Bench, chosen: list[str]) -> None:
     if "revocation" in chosen:
         _step("revocation", lambda: scenarios.revocations(bench))
     if "memory" in chosen:
-        _step("memory and admin search", lambda: scenarios.memory(bench, _admin_search(bench)))
+        _step("memory", lambda: scenarios.memory(bench))
+    if "admin-search" in chosen:
+        _step("admin search", lambda: scenarios.admin_search(bench))
 
 
 def _step(name: str, body: Callable[[], None]) -> None:
@@ -133,36 +135,6 @@ def _describe(workers: int | None) -> str:
     if workers is None:
         return "1 worker (`keystile serve` has no --workers flag yet), baselines 1 worker"
     return f"{workers} worker(s), baselines the same"
-
-
-def _admin_search(bench: scenarios.Bench) -> Callable[[str, str, str, int], None]:
-    """Run bench/admin_search.py (the admin engineer's) against the 100,000-token store."""
-
-    def run(admin_url: str, admin_token: str, redis_url: str, count: int) -> None:
-        script = procs.BENCH / "admin_search.py"
-        if not script.exists():
-            bench.report.add(Row(f"admin search and sort, {count:,} tokens", "not available yet"))
-            return
-        command = [sys.executable, str(script), "--admin-url", admin_url, "--redis-url", redis_url]
-        command += ["--tokens", str(count)] + (["--quick"] if bench.quick else [])
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env={**os.environ, "KEYSTILE_ADMIN_TOKEN": admin_token},
-            check=False,
-        )
-        for line in done.stdout.strip().splitlines():
-            print(f"  admin_search: {line}", flush=True)
-        status = "ran" if done.returncode == 0 else f"failed (exit {done.returncode})"
-        row = Row(f"admin search and sort, {count:,} tokens", f"bench/admin_search.py {status}")
-        row.compare = "see its output below"
-        bench.report.add(row)
-        output = done.stdout.strip() or done.stderr.strip()[-2000:]
-        bench.report.note("admin search output:\n\n```\n" + output + "\n```")
-
-    return run
 
 
 def _finish(report: Report, output: Path) -> None:
