@@ -65,6 +65,10 @@ def _record(request: web.Request, outcome: Outcome, status: int, seconds: float)
         "latency_ms": round(seconds * 1000, 2),
         "outcome": outcome.outcome,
         "reason": outcome.reason or None,
-        "peer": request.remote,
+        "client": headers.client_address(
+            request.remote or "",
+            request.headers.getall("X-Forwarded-For", []),
+            request.app[CONFIG].proxy.trusted_hops,
+        ),
     }
     log.info("request", extra={"fields": fields})

@@ -227,6 +227,7 @@ def _upstream_headers(request: web.Request, decision: Decision) -> list[tuple[st
         scheme=request.scheme,
         host=request.host,
         request_id=request[OUTCOME].request_id,
+        trusted_hops=config.proxy.trusted_hops,
     )
 
 

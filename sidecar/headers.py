@@ -72,8 +72,16 @@ def upstream_request(
     scheme: str,
     host: str,
     request_id: str,
+    trusted_hops: int = 0,
 ) -> Headers:
-    """The headers sent upstream for a request the policy allowed."""
+    """The headers sent upstream for a request the policy allowed.
+
+    ``X-Forwarded-Proto``/``-Host`` are ours unless ``trusted_hops`` says a proxy
+    in front of us set them; then the values it sent are kept.
+    """
+    if trusted_hops > 0:
+        scheme = _first(headers, "x-forwarded-proto") or scheme
+        host = _first(headers, "x-forwarded-host") or host
     identity_names = {fold(n) for n in (names.user, names.client_id, names.role, names.access)}
     drop = set(identity_names) | METHOD_OVERRIDES | FORWARDED
     # The upstream gets its own Host (as nginx does); the client's goes in X-Forwarded-Host.
@@ -92,6 +100,22 @@ def upstream_request(
     out.append((names.request_id, request_id))
     out.extend(identity_headers(names, identity))
     return out
+
+
+def _first(headers: Headers, name: str) -> str | None:
+    for field_name, value in headers:
+        if field_name.lower() == name:
+            return value.split(",")[0].strip() or None
+    return None
+
+
+def client_address(peer: str, forwarded_for: list[str], trusted_hops: int) -> str:
+    """The client's address: the peer, or with ``trusted_hops`` proxies in front of
+    us, the entry of ``X-Forwarded-For`` that the outermost trusted proxy added."""
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    if trusted_hops <= 0 or not hops:
+        return peer
+    return hops[max(len(hops) - trusted_hops, 0)]
 
 
 def downstream_response(headers: Headers, names: HeadersConfig, request_id: str) -> Headers:

@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
@@ -42,7 +43,11 @@ class QuietRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         # ``message`` and ``str(exc)`` may quote request bytes: neither is used.
         fields = {"peer": request.remote, "status": status, "error": type(exc).__name__}
-        log.warning("request refused before routing", extra={"fields": fields})
+        if isinstance(exc, HttpProcessingError) or status < 500:
+            log.warning("request refused before routing", extra={"fields": fields})
+        else:
+            # Our own fault, not the request's bytes: the traceback helps and holds no secret.
+            log.error("unhandled error", exc_info=exc, extra={"fields": fields})
         if request.writer.output_size > 0:
             raise ConnectionError("response already started")
         body = _BODIES.get(status, _INTERNAL if status >= 500 else _BODIES[400])

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from sidecar.config import HeadersConfig
-from sidecar.headers import Identity, downstream_response, request_id, upstream_request
+from sidecar.headers import (
+    Identity,
+    client_address,
+    downstream_response,
+    request_id,
+    upstream_request,
+)
 
 NAMES = HeadersConfig()
 ALICE = Identity("alice", "cid", "ops", "read")
@@ -129,3 +135,30 @@ def test_request_id_kept_only_when_plain() -> None:
     assert request_id('a"b', "new") == "new"
     assert request_id("a" * 129, "new") == "new"
     assert request_id(None, "new") == "new"
+
+
+def test_trusted_front_proxy_keeps_its_forwarded_proto_and_host() -> None:
+    """With trusted_hops, X-Forwarded-Proto/-Host set by the front proxy are kept."""
+    sent = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "public.example")]
+    out = upstream_request(
+        sent,
+        NAMES,
+        ALICE,
+        forward_credential=False,
+        peer="10.0.0.2",
+        scheme="http",
+        host="internal:8080",
+        request_id="r",
+        trusted_hops=1,
+    )
+    assert values(out, "X-Forwarded-Proto") == ["https"]
+    assert values(out, "X-Forwarded-Host") == ["public.example"]
+
+
+def test_client_address_counts_trusted_hops_from_the_right() -> None:
+    """The client is the X-Forwarded-For entry added by the outermost trusted proxy."""
+    chain = ["spoofed, 203.0.113.7", "10.0.0.1"]
+    assert client_address("10.0.0.2", chain, 0) == "10.0.0.2"
+    assert client_address("10.0.0.2", chain, 1) == "10.0.0.1"
+    assert client_address("10.0.0.2", chain, 2) == "203.0.113.7"
+    assert client_address("10.0.0.2", [], 2) == "10.0.0.2"
