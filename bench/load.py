@@ -11,6 +11,7 @@ answers were errors (status >= 400) or socket failures.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import aiohttp
 
-WRK = shutil.which("wrk")
+#: KEYSTILE_BENCH_NO_WRK=1 uses the aiohttp client even where wrk is installed.
+WRK = None if os.environ.get("KEYSTILE_BENCH_NO_WRK") else shutil.which("wrk")
 
 _DONE = """
 function done(summary, latency, requests)

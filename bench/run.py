@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import load
 import procs
 import scenarios
 from report import Report
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = _workers(args.workers)
     workdir = Path(tempfile.mkdtemp(prefix="keystile-bench-"))
     command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    tool = "wrk" if shutil.which("wrk") else "an aiohttp client"
+    tool = "wrk" if load.WRK else "an aiohttp client"
     setup = (
         f"Keystile {_describe(workers)}; load from {tool} over {args.connections} "
         "keep-alive connections; every process on this one machine"

@@ -262,9 +262,10 @@ def store_size(bench: Bench) -> None:
     redis, redis_url = procs.start_redis(bench.processes)
     presented = _bearer(seed.seed_presented(redis_url, 1000, procs.CHEAP_HASHING, distinct=True))
     small = _hot_path(bench, redis_url, presented)
-    bench.report.add(
-        _row("hot path, 1,000 tokens in the store", "1,000 distinct cached tokens", small)
-    )
+    row = _row("hot path, 1,000 tokens in the store", "1,000 distinct cached tokens", small)
+    if "bare" in bench.baselines:
+        row.compare = f"{ratio(small.rps, bench.baselines['bare'].rps)} bare"
+    bench.report.add(row)
     total = bench.scaled(1_000_000, 50_000)
     began = time.monotonic()
     seed.seed_filler(redis_url, total - 1000, procs.CHEAP_HASHING)
