@@ -8,11 +8,10 @@ credential: it holds no secret and describes only what the code does.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from admin import schema
+from admin.openapi_paths import Json, paths, pattern, ref
 from sidecar.config import Config
 from sidecar.models import ROLE_NAME, TOKEN_STATUSES, USERNAME
 from sidecar.policy import LEVELS
@@ -20,26 +19,10 @@ from sidecar.tokenformat import CLIENT_ID
 
 DOCUMENT = web.AppKey("openapi", dict)
 
-Json = dict[str, Any]
-
 STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
-ERRORS = {
-    400: "Invalid request: the body, a query parameter or a referenced record is not valid",
-    401: "No valid credential",
-    403: "The credential's level on the admin API does not allow this",
-    404: "No such record (or not one the caller may see)",
-    409: "The change conflicts with the stored state",
-    413: "The body is larger than admin.max_body_bytes",
-    415: "The body is not JSON",
-    503: "The credential store cannot be reached; retry after Retry-After seconds",
-}
-
-
-def _ref(name: str) -> Json:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _object(properties: Json, required: list[str] | None = None) -> Json:
@@ -47,10 +30,6 @@ def _object(properties: Json, required: list[str] | None = None) -> Json:
     if required:
         body["required"] = required
     return body
-
-
-def _pattern(regex: str) -> Json:
-    return {"type": "string", "pattern": f"^{regex}$"}
 
 
 def _components(config: Config) -> Json:
@@ -67,7 +46,7 @@ def _components(config: Config) -> Json:
         "user": STRING,
         "description": STRING,
         "role": NULLABLE_STRING,
-        "access": _ref("Access"),
+        "access": ref("Access"),
         "status": {"enum": list(TOKEN_STATUSES)},
         "created_at": TIMESTAMP,
         "created_by": STRING,
@@ -86,10 +65,10 @@ def _components(config: Config) -> Json:
     }
     description = {"type": "string", "maxLength": schema.MAX_DESCRIPTION}
     role_ref = {"type": ["string", "null"], "pattern": f"^{ROLE_NAME.pattern}$"}
-    username = _pattern(USERNAME.pattern)
+    username = pattern(USERNAME.pattern)
     ids = {
         "type": "array",
-        "items": _pattern(CLIENT_ID.pattern),
+        "items": pattern(CLIENT_ID.pattern),
         "minItems": 1,
         "maxItems": schema.MAX_BULK,
     }
@@ -113,7 +92,7 @@ def _components(config: Config) -> Json:
                 "user": username,
                 "description": description,
                 "role": role_ref,
-                "access": _ref("Access"),
+                "access": ref("Access"),
                 "expires_in_months": months,
                 "expires_at": TIMESTAMP,
             },
@@ -122,7 +101,7 @@ def _components(config: Config) -> Json:
         "OwnTokenCreate": _object(
             {
                 "description": description,
-                "access": _ref("Access"),
+                "access": ref("Access"),
                 "expires_in_months": months,
                 "expires_at": TIMESTAMP,
             }
@@ -132,7 +111,7 @@ def _components(config: Config) -> Json:
                 "user": username,
                 "description": description,
                 "role": role_ref,
-                "access": _ref("Access"),
+                "access": ref("Access"),
                 "expires_at": TIMESTAMP,
             }
         ),
@@ -198,10 +177,10 @@ def _components(config: Config) -> Json:
             }
         ),
         "Role": _object(
-            {"name": STRING, "description": STRING, "access": _ref("Access")},
+            {"name": STRING, "description": STRING, "access": ref("Access")},
             ["name", "description", "access"],
         ),
-        "RolePut": _object({"description": description, "access": _ref("Access")}),
+        "RolePut": _object({"description": description, "access": ref("Access")}),
         "RoleList": _items("Role"),
         "Api": _object(
             {"name": STRING, "prefix": STRING, "description": STRING},
@@ -210,8 +189,8 @@ def _components(config: Config) -> Json:
         "ApiList": _items("Api"),
         "Me": _object(
             {
-                "user": _ref("User"),
-                "token": _ref("Token"),
+                "user": ref("User"),
+                "token": ref("Token"),
                 "levels": {"type": "object", "additionalProperties": {"enum": list(LEVELS)}},
             },
             ["user", "token", "levels"],
@@ -228,13 +207,13 @@ def _changes() -> Json:
 
 
 def _items(name: str) -> Json:
-    return _object({"items": {"type": "array", "items": _ref(name)}}, ["items"])
+    return _object({"items": {"type": "array", "items": ref(name)}}, ["items"])
 
 
 def _page(name: str) -> Json:
     return _object(
         {
-            "items": {"type": "array", "items": _ref(name)},
+            "items": {"type": "array", "items": ref(name)},
             "total": {"type": "integer", "minimum": 0},
             "limit": {"type": "integer", "minimum": 1},
             "offset": {"type": "integer", "minimum": 0},
@@ -244,8 +223,6 @@ def _page(name: str) -> Json:
 
 
 def document(config: Config) -> Json:
-    from admin.openapi_paths import paths  # the paths module builds on this one
-
     apis = [api.name for api in config.apis]
     return {
         "openapi": "3.1.0",

@@ -1,18 +1,39 @@
 """The ``paths`` of the admin API's OpenAPI document: every operation, its body,
-its answers and every error it can give (see ``admin.openapi`` for the schemas)."""
+its answers and every error it can give (``admin.openapi`` holds the schemas
+and puts the document together)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from admin import queries
-from admin.openapi import ERRORS, Json, _pattern, _ref
 from sidecar.models import ROLE_NAME, TOKEN_STATUSES, USERNAME
 from sidecar.tokenformat import CLIENT_ID
+
+Json = dict[str, Any]
 
 BASE = "/admin/v1"
 AUTH_ERRORS = (401, 403, 503)
 BODY_ERRORS = (400, 413, 415)
+
+ERRORS = {
+    400: "Invalid request: the body, a query parameter or a referenced record is not valid",
+    401: "No valid credential",
+    403: "The credential's level on the admin API does not allow this",
+    404: "No such record (or not one the caller may see)",
+    409: "The change conflicts with the stored state",
+    413: "The body is larger than admin.max_body_bytes",
+    415: "The body is not JSON",
+    503: "The credential store cannot be reached; retry after Retry-After seconds",
+}
+
+
+def ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def pattern(regex: str) -> Json:
+    return {"type": "string", "pattern": f"^{regex}$"}
 
 
 def _param(name: str, where: str, schema: Json, description: str = "") -> Json:
@@ -22,9 +43,9 @@ def _param(name: str, where: str, schema: Json, description: str = "") -> Json:
     return param
 
 
-CLIENT_ID_PARAM = _param("client_id", "path", _pattern(CLIENT_ID.pattern))
-USERNAME_PARAM = _param("username", "path", _pattern(USERNAME.pattern), "case-insensitive")
-ROLE_PARAM = _param("name", "path", _pattern(ROLE_NAME.pattern))
+CLIENT_ID_PARAM = _param("client_id", "path", pattern(CLIENT_ID.pattern))
+USERNAME_PARAM = _param("username", "path", pattern(USERNAME.pattern), "case-insensitive")
+ROLE_PARAM = _param("name", "path", pattern(ROLE_NAME.pattern))
 
 
 def _order(columns: tuple[str, ...]) -> Json:
@@ -74,14 +95,14 @@ def _op(
     if answer is None:
         responses[str(ok)] = {"description": "done, no body"}
     else:
-        content = {"application/json": {"schema": _ref(answer)}}
+        content = {"application/json": {"schema": ref(answer)}}
         responses[str(ok)] = {"description": description, "content": content}
     codes = set(errors) | set(AUTH_ERRORS) | (set(BODY_ERRORS) if body else set())
     if params:
         codes |= {400} if any(p["in"] == "query" for p in params) else set()
         codes |= {404} if any(p["in"] == "path" for p in params) else set()
     for code in sorted(codes):
-        content = {"application/json": {"schema": _ref("Error")}}
+        content = {"application/json": {"schema": ref("Error")}}
         responses[str(code)] = {"description": ERRORS[code], "content": content}
     operation: Json = {"summary": summary, "responses": responses}
     if params:
@@ -89,7 +110,7 @@ def _op(
     if body:
         operation["requestBody"] = {
             "required": body_required,
-            "content": {"application/json": {"schema": _ref(body)}},
+            "content": {"application/json": {"schema": ref(body)}},
         }
     return operation
 

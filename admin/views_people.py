@@ -103,10 +103,9 @@ async def put_role(request: web.Request) -> web.Response:
     caller = await admin_caller(request)
     name = request.match_info["name"]
     description, access = schema.role_body(name, await read_body(request), request.app[RULES])
-    store = request.app[STORE]
-    existed = await store.get_role(name) is not None
-    role = await store.put_role(Role(name, description, access), caller.username)
-    return answer(role.public(), status=200 if existed else 201)
+    role = Role(name, description, access)
+    created = await request.app[STORE].save_role(role, caller.username)
+    return answer(role.public(), status=201 if created else 200)
 
 
 @routes.get(BASE + "/roles/{name}")

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from admin.app import build_admin_app
+from admin.state import STORE
 from sidecar.app import build_proxy_app
 from sidecar.config import Config
 from sidecar.lifecycle import AdminStore
@@ -97,7 +98,7 @@ async def harness(redis_url: str, **sections: Mapping[str, Any]) -> AsyncIterato
     proxy_server = TestServer(build_proxy_app(config, redis_url), port=free_port())
     await admin_server.start_server()
     await proxy_server.start_server()
-    store = AdminStore(admin_server.app[_store_key()].redis)
+    store = AdminStore(admin_server.app[STORE].redis)
     root = await seed_token(store, config, user="root", access={"admin": "full"})
     try:
         async with aiohttp.ClientSession() as session:
@@ -113,9 +114,3 @@ async def harness(redis_url: str, **sections: Mapping[str, Any]) -> AsyncIterato
         await proxy_server.close()
         await admin_server.close()
         await upstream_server.close()
-
-
-def _store_key() -> web.AppKey[AdminStore]:
-    from admin.state import STORE
-
-    return STORE
