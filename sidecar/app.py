@@ -144,35 +144,54 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return refusal
     verified = await authenticate(request)
     decision = authorize(request, verified, request.method, _raw_path(request))
+    _check_method(request)
     _check_length(request, config.proxy.max_body_bytes)
-    upstream_headers = _upstream_headers(request, decision)
     api = decision.route.api
-    url = URL(api.upstream + decision.route.upstream_path + _query(request), encoded=True)
     request[OUTCOME].outcome = "forwarded"
-    if websocket.is_upgrade(request):
-        return await websocket.relay(
-            request, request.app[CLIENT], url, upstream_headers, timeout=api.timeout
-        )
-    await _continue(request)
     try:
-        return await forward(
-            request,
-            request.app[CLIENT],
-            url,
-            upstream_headers,
-            timeout=api.timeout,
-            max_body_bytes=config.proxy.max_body_bytes,
-            rewrite_response=lambda h: headers.downstream_response(
-                h, config.headers, request[OUTCOME].request_id
-            ),
-            on_headers=request.app[METRICS].upstream_latency.labels(api.name).observe,
-        )
+        return await _send(request, decision)
     except BodyTooLarge as error:
         request[OUTCOME].outcome, request[OUTCOME].reason = "refused", error.reason
         return _closing(error_response(error, config.proxy.retry_after))
     except (UpstreamTimeout, UpstreamUnavailable) as error:
         _upstream_failed(request, api.name, error)
         raise
+
+
+async def _send(request: web.Request, decision: Decision) -> web.StreamResponse:
+    """Relay the allowed request: a WebSocket tunnel, or one streamed HTTP exchange."""
+    config = request.app[CONFIG]
+    api = decision.route.api
+    upstream_headers = _upstream_headers(request, decision)
+    url = URL(api.upstream + decision.route.upstream_path + _query(request), encoded=True)
+    client = request.app[CLIENT]
+    if websocket.is_upgrade(request):
+        return await websocket.relay(request, client, url, upstream_headers, timeout=api.timeout)
+    await _continue(request)
+    return await forward(
+        request,
+        client,
+        url,
+        upstream_headers,
+        timeout=api.timeout,
+        max_body_bytes=config.proxy.max_body_bytes,
+        rewrite_response=lambda h: headers.downstream_response(
+            h, config.headers, request[OUTCOME].request_id
+        ),
+        on_headers=request.app[METRICS].upstream_latency.labels(api.name).observe,
+    )
+
+
+#: TRACE would echo the forwarded request (identity headers included) back to
+#: the client; CONNECT would turn the proxy into a tunnel. Neither is forwarded.
+REFUSED_METHODS = frozenset({"TRACE", "CONNECT"})
+
+
+def _check_method(request: web.Request) -> None:
+    if request.method.upper() in REFUSED_METHODS:
+        request[OUTCOME].reason = f"method {request.method} is not forwarded"
+        allowed = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
 
 
 def _unsupported_coding(request: web.Request) -> web.Response | None:

@@ -411,3 +411,19 @@ async def test_websocket_without_credential_is_refused(
         await http.ws_connect(f"{env.url}/orders/ws")
     assert refused.value.status == 401
     assert env.upstream.seen == []
+
+
+async def test_websocket_refused_by_upstream_is_502(env: Env, http: aiohttp.ClientSession) -> None:
+    """An upstream that answers the upgrade with a plain response: the client gets 502."""
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(f"{env.url}/orders/not-a-socket", headers=env.bearer())
+    assert refused.value.status == 502
+
+
+async def test_trace_is_never_forwarded(env: Env, http: aiohttp.ClientSession) -> None:
+    """TRACE, which would echo the identity headers back, is a 405 even for a full token."""
+    async with http.request("TRACE", f"{env.url}/orders/1", headers=env.bearer()) as response:
+        assert response.status == 405
+        assert (await response.json())["error"] == "method_not_allowed"
+        assert "GET" in response.headers["Allow"]
+    assert env.upstream.seen == []

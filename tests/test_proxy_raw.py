@@ -94,6 +94,17 @@ async def test_chunked_upload_is_forwarded_whole(env: Env) -> None:
     answer = await raw_exchange(env.proxy.port, sent, wait=1)
     assert status_of(answer) == 200
     assert env.upstream.seen[-1].body_length == 11
+    assert env.upstream.seen[-1].header("Content-Length") == []
+
+
+async def test_upstream_gets_exactly_one_framing(env: Env) -> None:
+    """A Content-Length body goes upstream with that length and no Transfer-Encoding."""
+    sent = request(env, "POST /orders/up HTTP/1.1\r\nContent-Length: 3", b"abc")
+    answer = await raw_exchange(env.proxy.port, sent, wait=1)
+    assert status_of(answer) == 200
+    seen = env.upstream.seen[-1]
+    assert (seen.header("Content-Length"), seen.header("Transfer-Encoding")) == (["3"], [])
+    assert seen.body_length == 3
 
 
 # -- no echo of bad requests ---------------------------------------------------------
