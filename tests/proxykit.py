@@ -115,6 +115,16 @@ class Upstream:
         await asyncio.sleep(1)
         return web.Response(text="never")
 
+    async def truncate(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = 1000
+        await response.prepare(request)
+        await response.write(b"partial")
+        await asyncio.sleep(0.05)
+        assert request.transport is not None
+        request.transport.abort()
+        return response
+
     async def ws_echo(self, request: web.Request) -> web.StreamResponse:
         raw_headers = [(n.decode(), v.decode()) for n, v in request.raw_headers]
         self.seen.append(Seen(request.method, request.raw_path, raw_headers, 0))
@@ -134,6 +144,7 @@ class Upstream:
         "/no-content": no_content,
         "/not-modified": not_modified,
         "/reset": reset,
+        "/truncate": truncate,
     }
 
 

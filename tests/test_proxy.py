@@ -427,3 +427,11 @@ async def test_trace_is_never_forwarded(env: Env, http: aiohttp.ClientSession) -
         assert (await response.json())["error"] == "method_not_allowed"
         assert "GET" in response.headers["Allow"]
     assert env.upstream.seen == []
+
+
+async def test_upstream_cut_mid_body_cuts_the_client(env: Env, http: aiohttp.ClientSession) -> None:
+    """An upstream that dies mid-body: the client sees a truncated body, not a short one."""
+    async with http.get(f"{env.url}/orders/truncate", headers=env.bearer()) as response:
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
