@@ -13,11 +13,12 @@ from sidecar.tokenformat import CLIENT_ID
 Json = dict[str, Any]
 
 BASE = "/admin/v1"
-AUTH_ERRORS = (401, 403, 503)
+#: Every authenticated call: a malformed credential header is a 400, as on the proxy.
+AUTH_ERRORS = (400, 401, 403, 503)
 BODY_ERRORS = (400, 413, 415)
 
 ERRORS = {
-    400: "Invalid request: the body, a query parameter or a referenced record is not valid",
+    400: "Invalid request: the body, a query parameter, a record it names, or the credential",
     401: "No valid credential",
     403: "The credential's level on the admin API does not allow this",
     404: "No such record (or not one the caller may see)",
@@ -89,6 +90,7 @@ def _op(
     params: list[Json] | None = None,
     errors: tuple[int, ...] = (),
     secret: bool = False,
+    created_too: bool = False,
 ) -> Json:
     responses: dict[str, Any] = {}
     description = "the secret is in this answer only (Cache-Control: no-store)" if secret else "OK"
@@ -97,6 +99,8 @@ def _op(
     else:
         content = {"application/json": {"schema": ref(answer)}}
         responses[str(ok)] = {"description": description, "content": content}
+        if created_too:
+            responses["201"] = {"description": "created", "content": content}
     codes = set(errors) | set(AUTH_ERRORS) | (set(BODY_ERRORS) if body else set())
     if params:
         codes |= {400} if any(p["in"] == "query" for p in params) else set()
@@ -182,6 +186,7 @@ def paths(apis: list[str]) -> Json:
                 "Role",
                 body="RolePut",
                 params=[ROLE_PARAM],
+                created_too=True,
             ),
             "get": _op("One role", 200, "Role", params=[ROLE_PARAM]),
             "delete": _op(
