@@ -4,6 +4,7 @@ proxy refusing a token the moment the admin call that ends it returns."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -316,3 +317,38 @@ async def test_history_of_a_never_issued_id_is_404(admin: Harness) -> None:
 
     assert reply.status == 404
     assert reply.body["error"] == "not_found"
+
+
+async def test_no_secret_or_hash_reaches_the_logs(
+    admin: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Creating, regenerating and failing calls log neither secrets nor argon2 hashes."""
+    caplog.set_level("DEBUG")
+    await admin.user("alice")
+    created = await admin.token(user="alice")
+    regenerated = await admin.call("POST", f"/tokens/{created['client_id']}/regenerate")
+    await admin.call("POST", "/tokens", json={"user": "alice", "secret_hash": "x"})
+    await admin.call("GET", "/tokens", token=str(created["token"]))
+
+    text = caplog.text
+
+    for secret in (created["client_secret"], regenerated.body["client_secret"], admin.root):
+        assert str(secret) not in text
+    assert "$argon2" not in text
+
+
+async def test_basic_and_header_pair_credentials_work_on_the_admin_api(admin: Harness) -> None:
+    """The admin API accepts the three credential methods the proxy accepts."""
+    created = await admin.token(user="root", access={"admin": "read"})
+    client_id, secret = str(created["client_id"]), str(created["client_secret"])
+    url = admin.admin_url + "/admin/v1/apis"
+
+    encoded = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    basic_header = {"Authorization": f"Basic {encoded}"}
+    async with admin.session.get(url, headers=basic_header) as basic:
+        basic_status = basic.status
+    pair = {"X-Client-Id": client_id, "X-Client-Secret": secret}
+    async with admin.session.get(url, headers=pair) as by_headers:
+        pair_status = by_headers.status
+
+    assert (basic_status, pair_status) == (200, 200)
