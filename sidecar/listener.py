@@ -1,4 +1,4 @@
-"""The proxy's HTTP listener: an ``AppRunner`` that never echoes a bad request.
+"""Listeners that never echo a bad request: ``QuietRunner`` and ``ProxyRunner``.
 
 aiohttp answers a request it cannot parse (a header with a control byte, both
 ``Content-Length`` and ``Transfer-Encoding``, two lengths...) with a 400 whose
@@ -8,8 +8,10 @@ JSON body instead, logs only the error's class and the peer, and closes the
 connection (RFC 9112 section 11.2: after a framing error nothing that follows on
 the connection can be trusted, so a smuggled second request is never read).
 
-``handler_cancellation`` is on: a client that disconnects cancels its
-handler, and with it the upstream request it was waiting on.
+``QuietRunner`` suits any listener that receives credentials (the admin API
+too). ``ProxyRunner`` also turns ``handler_cancellation`` on: a client that
+disconnects cancels its handler, and with it the upstream request it was
+waiting on.
 """
 
 from __future__ import annotations
@@ -66,12 +68,11 @@ class QuietServer(web.Server):
         return QuietRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
-class ProxyRunner(web.AppRunner):
-    """``web.AppRunner`` for the proxy app, with the quiet error handler."""
+class QuietRunner(web.AppRunner):
+    """``web.AppRunner`` with the quiet error handler, for any listener that sees credentials."""
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         kwargs.setdefault("access_log", None)  # sidecar.accesslog writes our own
-        kwargs.setdefault("handler_cancellation", True)
         super().__init__(app, **kwargs)
 
     async def _make_server(self) -> web.Server:
@@ -80,3 +81,11 @@ class ProxyRunner(web.AppRunner):
         # only the protocol factory, so adopting the built instance is safe.
         server.__class__ = QuietServer
         return server
+
+
+class ProxyRunner(QuietRunner):
+    """The proxy's runner: quiet, and a client that goes away cancels its handler."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("handler_cancellation", True)
+        super().__init__(app, **kwargs)
