@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import context
 import load
 import procs
 import scenarios
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     processes = procs.Processes(workdir)
     try:
         _, redis_url = procs.start_redis(processes)
-        bench = scenarios.Bench(
+        bench = context.Bench(
             processes=processes,
             report=report,
             quick=args.quick,
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(bench: scenarios.Bench, chosen: list[str]) -> None:
+def _run(bench: context.Bench, chosen: list[str]) -> None:
     if "baselines" in chosen or "main" in chosen:
         _step("baselines", lambda: scenarios.baselines(bench))
     if "main" in chosen:

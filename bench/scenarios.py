@@ -14,65 +14,18 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import load
 import procs
 import revocation
 import seed
+from context import API_PATH, Bench, bearer, load_row
+from flood import flood
 from load import Load
-from procs import Proc, Processes
 from report import Report, Row, ratio, verdict
 
-API_PATH = "/bench/item"
 CADDY_USER, CADDY_PASSWORD = "bench", "bench-password-not-secret"
-
-
-@dataclass
-class Bench:
-    processes: Processes
-    report: Report
-    quick: bool
-    workers: int | None  # passed as --workers; None when `keystile serve` has no such flag
-    uvloop: bool
-    redis_url: str
-    upstream: Proc
-    duration: float
-    connections: int = 32
-    baselines: dict[str, Load] = field(default_factory=dict)
-
-    @property
-    def worker_count(self) -> int:
-        return self.workers or 1
-
-    def scaled(self, full: int, quick: int) -> int:
-        return quick if self.quick else full
-
-    def measure(self, url: str, values: list[str]) -> Load:
-        """A short warm-up, then the measured run."""
-        load.drive(url, values, connections=self.connections, duration=1)
-        return load.drive(url, values, connections=self.connections, duration=self.duration)
-
-    def keystile(
-        self, name: str, redis_url: str, hashing: dict[str, int], workers: int | None = None
-    ) -> tuple[Proc, int, str]:
-        """Start ``keystile serve``; returns the process, its admin port and its config path."""
-        config, proxy_port, admin_port = procs.write_keystile_config(
-            self.processes, name, redis_url, self.upstream, hashing
-        )
-        chosen = self.workers if workers is None else (workers if self.workers else None)
-        proc = procs.start_keystile(self.processes, name, config, proxy_port, chosen)
-        return proc, admin_port, str(config)
-
-
-def _bearer(tokens: list[str]) -> list[str]:
-    return [f"Bearer {token}" for token in tokens]
-
-
-def _row(scenario: str, measured: str, result: Load, **more: str) -> Row:
-    return Row(scenario, measured, result.rps, result.p50_ms, result.p99_ms, **more)
 
 
 # -- baselines -------------------------------------------------------------------
@@ -81,17 +34,19 @@ def _row(scenario: str, measured: str, result: Load, **more: str) -> Row:
 def baselines(bench: Bench) -> None:
     report, n = bench.report, bench.worker_count
     direct = bench.measure(bench.upstream.url + "/item", [])
-    report.add(_row("baseline", "upstream, direct (no proxy)", direct, compare="the ceiling"))
+    report.add(load_row("baseline", "upstream, direct (no proxy)", direct, compare="the ceiling"))
     bare = procs.start_bare_proxy(bench.processes, bench.upstream, n, bench.uvloop)
     bench.baselines["bare"] = bench.measure(bare.url + API_PATH, [])
-    report.add(_row("baseline", f"bare aiohttp proxy, {n} worker(s)", bench.baselines["bare"]))
+    report.add(load_row("baseline", f"bare aiohttp proxy, {n} worker(s)", bench.baselines["bare"]))
     bench.processes.stop(bare)
     nginx = procs.start_nginx(bench.processes, bench.upstream, n)
     if nginx is None:
         report.note("nginx is not installed (apt-get install nginx-light): its baseline is skipped")
     else:
         bench.baselines["nginx"] = bench.measure(nginx.url + API_PATH, [])
-        report.add(_row("baseline", f"nginx proxy_pass, {n} worker(s)", bench.baselines["nginx"]))
+        report.add(
+            load_row("baseline", f"nginx proxy_pass, {n} worker(s)", bench.baselines["nginx"])
+        )
         bench.processes.stop(nginx)
     caddy = procs.start_caddy(bench.processes, bench.upstream, n, CADDY_USER, CADDY_PASSWORD)
     if caddy is None:
@@ -103,7 +58,7 @@ def baselines(bench: Bench) -> None:
     procs.http_status(caddy.port, API_PATH, {"Authorization": basic})
     bench.baselines["caddy"] = bench.measure(caddy.url + API_PATH, [basic])
     measured = f"Caddy reverse_proxy + basicauth (bcrypt), GOMAXPROCS={n}"
-    report.add(_row("baseline", measured, bench.baselines["caddy"]))
+    report.add(load_row("baseline", measured, bench.baselines["caddy"]))
     bench.processes.stop(caddy)
 
 
@@ -114,7 +69,7 @@ def main_instance(bench: Bench) -> None:
     """Cached valid token, bad-token flood and cold tokens on one Keystile (default argon2)."""
     proc, _, _ = bench.keystile("keystile-main", bench.redis_url, procs.DEFAULT_HASHING)
     url = proc.url + API_PATH
-    token = _bearer(seed.seed_presented(bench.redis_url, 1, procs.DEFAULT_HASHING, distinct=False))
+    token = bearer(seed.seed_presented(bench.redis_url, 1, procs.DEFAULT_HASHING, distinct=False))
     cached(bench, url, token)
     flood(bench, url, token, proc)
     cold(bench, url)
@@ -125,7 +80,7 @@ def cached(bench: Bench, url: str, token: list[str]) -> None:
     result = bench.measure(url, token)
     _check_all_ok(bench.report, "cached valid token", result)
     bare = bench.baselines.get("bare")
-    row = _row("cached valid token", f"Keystile, {bench.worker_count} worker(s)", result)
+    row = load_row("cached valid token", f"Keystile, {bench.worker_count} worker(s)", result)
     row.target = ">= 0.9 x bare req/s, p99 <= bare + 1 ms"
     if bare is not None:
         extra = result.p99_ms - bare.p99_ms
@@ -155,86 +110,10 @@ def _check_all_ok(report: Report, scenario: str, result: Load) -> None:
         )
 
 
-def flood(bench: Bench, url: str, token: list[str], proc: Proc) -> None:
-    half = max(1, bench.connections // 2)
-    alone = load.drive(url, token, connections=half, duration=bench.duration)
-    bench.report.add(_row("bad-token flood", f"valid traffic alone, {half} conns", alone))
-    # Enough distinct unknown ids that none repeats: each is a real store miss,
-    # not a hit in Keystile's short memory of unknown ids.
-    bad = _bearer(seed.bad_tokens(bench.scaled(200_000, 20_000)))
-    before = _argon2_count(proc.port)
-    with ThreadPoolExecutor(2) as pool:
-        valid_run = pool.submit(load.drive, url, token, connections=half, duration=bench.duration)
-        flood_run = pool.submit(load.drive, url, bad, connections=half, duration=bench.duration)
-        with_flood, bad_load = valid_run.result(), flood_run.result()
-    after = _argon2_count(proc.port)
-    row = _row("bad-token flood", f"valid traffic under the flood, {half} conns", with_flood)
-    row.compare = f"p99 {ratio(with_flood.p99_ms, alone.p99_ms)} alone"
-    row.target = "p99 <= 1.5 x alone"
-    row.result = verdict(with_flood.p99_ms <= 1.5 * alone.p99_ms)
-    bench.report.add(row)
-    refused = bad_load.status_errors == bad_load.requests
-    flood_row = _row("bad-token flood", "the flood: bad checksums + unknown ids", bad_load)
-    flood_row.compare = (
-        "every answer 401" if refused else f"{bad_load.status_errors}/{bad_load.requests} refused"
-    )
-    flood_row.target = "no argon2 call"
-    flood_row.result = _argon2_verdict(bench, bad_load, before, after)
-    bench.report.add(flood_row)
-
-
-def _argon2_count(port: int) -> float | None:
-    """Sum of Keystile's argon2 verification counters, when /_keystile/metrics has one."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_keystile/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    total, found = 0.0, False
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if "argon2" in name and name.endswith(("_total", "_count")) and not line.startswith("#"):
-            total += float(line.rsplit(" ", 1)[1])
-            found = True
-    return total if found else None
-
-
-def _argon2_verdict(
-    bench: Bench, flood_load: Load, before: float | None, after: float | None
-) -> str:
-    if before is not None and after is not None and bench.worker_count == 1:
-        return verdict(after == before) + f" (metrics: {after - before:.0f} argon2 calls)"
-    # Without a counter: argon2 at the default cost bounds what the machine could verify.
-    verify = _argon2_seconds()
-    ceiling = (os.cpu_count() or 1) / verify
-    share = ceiling / flood_load.rps if flood_load.rps else 1.0
-    bench.report.note(
-        f"bad-token flood: no argon2 counter read (metrics absent or per worker); at the default "
-        f"cost one verify takes {verify * 1000:.1f} ms, so this machine verifies at most "
-        f"{ceiling:.0f}/s: at {flood_load.rps:.0f} refusals/s at most {min(share, 1.0):.1%} of "
-        "them could have run argon2"
-    )
-    return f"unproven: at most {min(share, 1.0):.1%}"
-
-
-def _argon2_seconds() -> float:
-    from sidecar.config import HashingConfig
-    from sidecar.hashing import Argon2Hasher
-
-    hasher = Argon2Hasher(HashingConfig(**procs.DEFAULT_HASHING))
-    secret_hash = hasher.hash("benchmark")
-    began = time.perf_counter()
-    for _ in range(10):
-        hasher.verify(secret_hash, "benchmark")
-    return (time.perf_counter() - began) / 10
-
-
 def cold(bench: Bench, url: str) -> None:
     count = bench.scaled(1500, 200)
     began = time.monotonic()
-    tokens = _bearer(
+    tokens = bearer(
         seed.seed_presented(bench.redis_url, count, procs.DEFAULT_HASHING, distinct=True)
     )
     bench.report.note(
@@ -242,7 +121,7 @@ def cold(bench: Bench, url: str) -> None:
         f"in {time.monotonic() - began:.1f} s"
     )
     result = load.drive(url, tokens, connections=bench.connections, duration=bench.duration)
-    row = _row(
+    row = load_row(
         "many distinct valid tokens (cold)", "each token's first use: argon2 m=12 MiB t=3", result
     )
     wrapped = result.requests > count
@@ -260,9 +139,9 @@ def cold(bench: Bench, url: str) -> None:
 
 def store_size(bench: Bench) -> None:
     redis, redis_url = procs.start_redis(bench.processes)
-    presented = _bearer(seed.seed_presented(redis_url, 1000, procs.CHEAP_HASHING, distinct=True))
+    presented = bearer(seed.seed_presented(redis_url, 1000, procs.CHEAP_HASHING, distinct=True))
     small = _hot_path(bench, redis_url, presented)
-    row = _row("hot path, 1,000 tokens in the store", "1,000 distinct cached tokens", small)
+    row = load_row("hot path, 1,000 tokens in the store", "1,000 distinct cached tokens", small)
     if "bare" in bench.baselines:
         row.compare = f"{ratio(small.rps, bench.baselines['bare'].rps)} bare"
     bench.report.add(row)
@@ -273,7 +152,7 @@ def store_size(bench: Bench) -> None:
         f"store size: seeded {total - 1000:,} filler tokens in {time.monotonic() - began:.1f} s"
     )
     big = _hot_path(bench, redis_url, presented)
-    row = _row(f"hot path, {total:,} tokens in the store", "1,000 distinct cached tokens", big)
+    row = load_row(f"hot path, {total:,} tokens in the store", "1,000 distinct cached tokens", big)
     row.compare = f"{ratio(big.rps, small.rps)} the 1,000-token req/s"
     row.target = "within 10 % of 1,000 tokens"
     row.result = verdict(abs(big.rps / small.rps - 1) <= 0.10 if small.rps else False)
@@ -339,7 +218,7 @@ def memory(bench: Bench) -> None:
     redis, redis_url = procs.start_redis(bench.processes)
     count = bench.scaled(100_000, 5_000)
     began = time.monotonic()
-    tokens = _bearer(seed.seed_presented(redis_url, count, procs.CHEAP_HASHING, distinct=False))
+    tokens = bearer(seed.seed_presented(redis_url, count, procs.CHEAP_HASHING, distinct=False))
     bench.report.note(f"memory: seeded {count:,} tokens in {time.monotonic() - began:.1f} s")
     proc, _, _ = bench.keystile("keystile-memory", redis_url, procs.CHEAP_HASHING, workers=1)
     idle = max(proc.rss_mib().values())

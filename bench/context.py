@@ -1,0 +1,63 @@
+"""What every scenario shares: the run's processes, its settings, its baselines.
+
+``Bench`` holds the processes started so far, the report, the main Redis and
+the fast upstream, the load settings (duration, connections, quick or full)
+and the baselines measured first, against which later rows are compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import load
+import procs
+from load import Load
+from procs import Proc, Processes
+from report import Report, Row
+
+API_PATH = "/bench/item"
+
+
+@dataclass
+class Bench:
+    processes: Processes
+    report: Report
+    quick: bool
+    workers: int | None  # passed as --workers; None when `keystile serve` has no such flag
+    uvloop: bool
+    redis_url: str
+    upstream: Proc
+    duration: float
+    connections: int = 32
+    baselines: dict[str, Load] = field(default_factory=dict)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or 1
+
+    def scaled(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def measure(self, url: str, values: list[str]) -> Load:
+        """A short warm-up, then the measured run."""
+        load.drive(url, values, connections=self.connections, duration=1)
+        return load.drive(url, values, connections=self.connections, duration=self.duration)
+
+    def keystile(
+        self, name: str, redis_url: str, hashing: dict[str, int], workers: int | None = None
+    ) -> tuple[Proc, int, str]:
+        """Start ``keystile serve``; returns the process, its admin port and its config path."""
+        config, proxy_port, admin_port = procs.write_keystile_config(
+            self.processes, name, redis_url, self.upstream, hashing
+        )
+        chosen = self.workers if workers is None else (workers if self.workers else None)
+        proc = procs.start_keystile(self.processes, name, config, proxy_port, chosen)
+        return proc, admin_port, str(config)
+
+
+def bearer(tokens: list[str]) -> list[str]:
+    return [f"Bearer {token}" for token in tokens]
+
+
+def load_row(scenario: str, measured: str, result: Load, **more: str) -> Row:
+    return Row(scenario, measured, result.rps, result.p50_ms, result.p99_ms, **more)
