@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import load
+import peers
 import procs
 import revocation
 import seed
@@ -39,7 +40,7 @@ def baselines(bench: Bench) -> None:
     bench.baselines["bare"] = bench.measure(bare.url + API_PATH, [])
     report.add(load_row("baseline", f"bare aiohttp proxy, {n} worker(s)", bench.baselines["bare"]))
     bench.processes.stop(bare)
-    nginx = procs.start_nginx(bench.processes, bench.upstream, n)
+    nginx = peers.start_nginx(bench.processes, bench.upstream, n)
     if nginx is None:
         report.note("nginx is not installed (apt-get install nginx-light): its baseline is skipped")
     else:
@@ -48,7 +49,7 @@ def baselines(bench: Bench) -> None:
             load_row("baseline", f"nginx proxy_pass, {n} worker(s)", bench.baselines["nginx"])
         )
         bench.processes.stop(nginx)
-    caddy = procs.start_caddy(bench.processes, bench.upstream, n, CADDY_USER, CADDY_PASSWORD)
+    caddy = peers.start_caddy(bench.processes, bench.upstream, n, CADDY_USER, CADDY_PASSWORD)
     if caddy is None:
         report.note("caddy is not installed (apt-get install caddy): its baseline is skipped")
         return
