@@ -1,6 +1,7 @@
 """The ``keystile`` command line.
 
-    keystile serve     --config FILE     run the proxy and admin listeners
+    keystile serve     --config FILE [--workers N]
+                                         run the proxy and admin listeners
     keystile bootstrap --config FILE --user NAME
                                          print a new admin token, once
 
@@ -18,8 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from admin import serve as runtime
+from admin import workers
 from sidecar import config as configuration
 from sidecar import logs
+from sidecar.hashing import cores
 from sidecar.models import USERNAME
 
 EXIT_CONFIG = 2
@@ -31,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the proxy and the admin API")
     serve.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="worker processes sharing the ports with SO_REUSEPORT (default: one per core)",
+    )
     boot = commands.add_parser("bootstrap", help="create an admin token and print it once")
     boot.add_argument("--config", type=Path, help="TOML config file")
     boot.add_argument("--user", required=True, help="username that owns the token")
@@ -56,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(config.log)
     try:
         if args.command == "serve":
-            asyncio.run(runtime.serve(config))
+            return _serve(config, args.workers or cores())
         elif args.command == "bootstrap":
             return _bootstrap(config, args.user)
     except runtime.StartError as exc:
@@ -64,6 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers from 1 to 256")
+    return int(text)
+
+
+def _serve(config: configuration.Config, count: int) -> int:
+    if count == 1:
+        workers.run(runtime.serve(config))
+        return 0
+    return workers.supervise(config, count)
 
 
 def _bootstrap(config: configuration.Config, username: str) -> int:

@@ -27,6 +27,7 @@ from sidecar.issuing import Issued, issue_token
 from sidecar.listener import ProxyRunner
 from sidecar.models import User
 from sidecar.store import RedisStore
+from sidecar.verification import SHARED, Verification
 
 log = logging.getLogger("keystile.serve")
 
@@ -85,9 +86,13 @@ async def _check_reachable(url: str, config: Config, key: str) -> None:
         await client.aclose()
 
 
-async def _site(runner: web.AppRunner, listen: HostPort, key: str) -> None:
+async def _site(
+    runner: web.AppRunner, listen: HostPort, key: str, *, reuse_port: bool = False
+) -> None:
     await runner.setup()
-    site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
+    site = web.TCPSite(
+        runner, listen.host, listen.port, reuse_address=True, reuse_port=reuse_port or None
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -96,26 +101,35 @@ async def _site(runner: web.AppRunner, listen: HostPort, key: str) -> None:
 
 async def serve(config: Config) -> None:
     async with open_store_url(config, own_embedded=True) as url:
-        proxy = ProxyRunner(build_proxy_app(config, url))
-        admin = web.AppRunner(build_admin_app(config, url), access_log=None)
-        try:
-            await _site(proxy, config.proxy.listen, "proxy.listen")
-            await _site(admin, config.admin.listen, "admin.listen")
-            log.info(
-                "keystile is serving",
-                extra={
-                    "fields": {
-                        "proxy": str(config.proxy.listen),
-                        "admin": str(config.admin.listen),
-                        "apis": [api.name for api in config.apis],
-                    }
-                },
-            )
-            await _until_signalled()
-            log.info("shutting down")
-        finally:
-            await admin.cleanup()
-            await proxy.cleanup()
+        await serve_on(config, url)
+
+
+async def serve_on(config: Config, url: str, *, reuse_port: bool = False) -> None:
+    """Run both listeners on the store at ``url``; ``reuse_port`` for one of several workers."""
+    # One cache, argon2 pool and invalidation listener for both listeners of this process.
+    shared = Verification(config, url)
+    proxy_app, admin_app = build_proxy_app(config, url), build_admin_app(config, url)
+    proxy_app[SHARED] = admin_app[SHARED] = shared
+    proxy = ProxyRunner(proxy_app)
+    admin = web.AppRunner(admin_app, access_log=None)
+    try:
+        await _site(proxy, config.proxy.listen, "proxy.listen", reuse_port=reuse_port)
+        await _site(admin, config.admin.listen, "admin.listen", reuse_port=reuse_port)
+        log.info(
+            "keystile is serving",
+            extra={
+                "fields": {
+                    "proxy": str(config.proxy.listen),
+                    "admin": str(config.admin.listen),
+                    "apis": [api.name for api in config.apis],
+                }
+            },
+        )
+        await _until_signalled()
+        log.info("shutting down")
+    finally:
+        await admin.cleanup()
+        await proxy.cleanup()
 
 
 async def _until_signalled() -> None:

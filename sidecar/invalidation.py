@@ -97,6 +97,7 @@ class Listener:
             try:
                 await self._session()
             except (RedisError, OSError) as exc:
+                _reraise_cancellation(exc)
                 self._flush("connection lost")
                 log.warning(
                     "invalidation subscription lost; retrying",
@@ -110,6 +111,7 @@ class Listener:
             await pubsub.subscribe(keys.EVENTS)
             next_check = self.monotonic()
             while True:
+                _raise_if_cancelled()
                 if self._check_now or self.monotonic() >= next_check:
                     self._check_now = False
                     next_check = self.monotonic() + self.check_interval
@@ -187,6 +189,21 @@ async def _next_message(pubsub: PubSub, wait: float) -> dict[str, Any] | None:
         return {"type": "pong", "data": _text(response)}
     message: dict[str, Any] | None = await pubsub.handle_message(response)
     return message
+
+
+def _reraise_cancellation(error: BaseException) -> None:
+    """redis-py may turn a cancellation into a connection error; keep it a cancellation."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
+
+
+def _raise_if_cancelled() -> None:
+    # redis-py's reads can swallow a cancellation (it lands in their read timeout):
+    # the task stays marked as cancelling, so look before each wait.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _text(value: str | bytes) -> str:

@@ -26,6 +26,9 @@ from sidecar.limits import WrongSecretLimiter
 from sidecar.store import RedisStore
 from sidecar.verifier import Verified, Verifier
 
+#: Seconds the listener gets to stop at shutdown.
+CLOSE_WAIT = 5.0
+
 
 def redis_client(url: str, timeout: float) -> aioredis.Redis:
     return aioredis.Redis.from_url(
@@ -68,8 +71,8 @@ class Verification:
     async def _close(self) -> None:
         if self._listening is not None:
             self._listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listening
+            # Bounded: a listener stuck in a reconnect must not hold up the shutdown.
+            await asyncio.wait([self._listening], timeout=CLOSE_WAIT)
         await self.verifier.close()
         self.pool.close()
         await self.redis.aclose()

@@ -1,0 +1,146 @@
+"""``keystile serve --workers N``: one supervisor, N worker processes on shared ports.
+
+The supervisor opens the store once (checks ``redis.url`` answers, or starts
+the private embedded server, whose Unix socket every worker then uses), then
+starts N workers. Each worker runs both listeners with ``SO_REUSEPORT``, so
+the kernel spreads incoming connections over them, and has its own event
+loop (uvloop where installed), cache, argon2 pool and invalidation listener.
+
+SIGTERM or SIGINT to the supervisor stops every worker with SIGTERM (each
+finishes its requests and closes its resources), then the embedded server.
+A worker that dies in its first seconds means the start failed (its own
+message names the key): the others are stopped and ``serve`` exits non-zero.
+A worker that dies later is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any, TypeVar
+
+from admin import serve as runtime
+from sidecar import embedded, logs
+from sidecar.config import Config
+
+log = logging.getLogger("keystile.workers")
+T = TypeVar("T")
+
+#: A worker that exits sooner than this after its start failed to start.
+START_WINDOW = 5.0
+#: Seconds a worker gets to finish its requests after SIGTERM.
+STOP_WAIT = 20.0
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop where it is installed, else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # not on this platform (see pyproject.toml): asyncio's loop is fine
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+@contextmanager
+def store_url(config: Config) -> Iterator[str]:
+    """The store every worker uses: ``redis.url`` once checked, or the embedded server's."""
+    if config.redis.url is not None:
+        run(runtime._check_reachable(config.redis.url, config, "redis.url"))
+        yield config.redis.url
+        return
+    server = embedded.EmbeddedRedis(config.redis.data_dir, config.redis.server_binary)
+    try:
+        server.start()
+    except embedded.EmbeddedError as exc:
+        raise runtime.StartError(str(exc)) from None
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def worker_main(config: Config, url: str) -> None:
+    """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
+    logs.setup(config.log)
+    try:
+        run(runtime.serve_on(config, url, reuse_port=True))
+    except runtime.StartError as exc:
+        print(f"keystile: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+class Supervisor:
+    def __init__(self, config: Config, url: str, count: int) -> None:
+        self.config = config
+        self.url = url
+        self.count = count
+        self.stopping = threading.Event()
+        self._context = multiprocessing.get_context("spawn")
+        self.workers: dict[BaseProcess, float] = {}  # process -> monotonic start time
+
+    def start_one(self, index: int) -> None:
+        process = self._context.Process(
+            target=worker_main, args=(self.config, self.url), name=f"keystile-worker-{index}"
+        )
+        process.start()
+        self.workers[process] = time.monotonic()
+
+    def watch(self) -> int:
+        """Keep N workers running until signalled; answer the exit code."""
+        for index in range(self.count):
+            self.start_one(index)
+        log.info("workers started", extra={"fields": {"workers": self.count}})
+        while not self.stopping.is_set():
+            wait([p.sentinel for p in self.workers], timeout=0.2)
+            for process, started in list(self.workers.items()):
+                if process.is_alive() or self.stopping.is_set():
+                    continue
+                del self.workers[process]
+                if time.monotonic() - started < START_WINDOW:
+                    self.stop()
+                    return 1
+                log.warning(
+                    "worker died; starting another",
+                    extra={"fields": {"worker": process.name, "exitcode": process.exitcode}},
+                )
+                self.start_one(len(self.workers))
+        self.stop()
+        return 0
+
+    def stop(self) -> None:
+        """SIGTERM every worker, wait for each, kill the ones that do not stop."""
+        self.stopping.set()
+        for process in self.workers:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + STOP_WAIT
+        for process in self.workers:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+
+
+def supervise(config: Config, count: int) -> int:
+    """``keystile serve --workers N`` for N > 1; answer the exit code."""
+    with store_url(config) as url:
+        supervisor = Supervisor(config, url, count)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, supervisor.on_signal)
+        return supervisor.watch()
