@@ -190,6 +190,8 @@ class AdminStore(RedisStore):
                 raise Missing(username)
             user = User.from_fields(_strs(raw))
             client_ids = sorted(_texts(await pipe.smembers(keys.user_tokens(username))))
+            # A token changed meanwhile (say, its role) must not be deleted from a stale copy.
+            await pipe.watch(*[keys.token(client_id) for client_id in client_ids], *watched)
             tokens = [t for t in await self.tokens(client_ids) if t is not None]
             pipe.multi()
             for token in tokens:
