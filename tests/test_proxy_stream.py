@@ -136,3 +136,21 @@ async def test_64_mib_up_and_down_with_flat_memory(
     assert received == BODY
     assert upstream.seen[-2].body_length == BODY
     assert growth_kib * 1024 < FLAT, f"peak RSS grew by {growth_kib} KiB"
+
+
+@pytest.mark.slow
+async def test_serve_answers_unparseable_requests_without_echo(serve: tuple[str, int]) -> None:
+    """``keystile serve`` uses the quiet listener: a bad header line is not echoed back."""
+    url, _ = serve
+    async with aiohttp.ClientSession() as http:
+        await wait_ready(http, url)
+    port = int(url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /files/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ks_SECRET\x01\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.0 400 ")
+    assert answer.endswith(
+        b'{"error": "invalid_request", "message": "the request could not be parsed"}'
+    )
+    assert b"SECRET" not in answer
