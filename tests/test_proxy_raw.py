@@ -53,8 +53,21 @@ SMUGGLED = b"GET /orders/smuggled HTTP/1.1\r\nHost: proxy.test\r\n\r\n"
         "Transfer-Encoding: identity",
         "Transfer-Encoding: chunked, identity",
         "Content-Length: +4",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: xchunked",
     ],
-    ids=["cl-te", "te-cl", "two-cl", "cl-list", "gzip-chunked", "identity", "chunked-id", "plus"],
+    ids=[
+        "cl-te",
+        "te-cl",
+        "two-cl",
+        "cl-list",
+        "gzip-chunked",
+        "identity",
+        "chunked-id",
+        "plus",
+        "two-te",
+        "xchunked",
+    ],
 )
 async def test_ambiguous_framing_is_refused_and_connection_closed(env: Env, framing: str) -> None:
     """Ambiguous body framing: 400, connection closed, the smuggled request never forwarded."""
