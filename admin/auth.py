@@ -50,6 +50,7 @@ class AdminVerifier:
             username=credential.user.username,
             access=credential.token.access,
             role_access=credential.role.access if credential.role else None,
+            expires_at=clock.from_rfc3339(credential.token.expires_at),
         )
 
     async def _secret_matches(self, credential: Credential, secret: str) -> bool:

@@ -5,13 +5,15 @@ everything, ``read`` every GET, and any valid token (whatever its admin
 level) may use the self-service ``/me`` endpoints on its own user's tokens.
 A self-service caller can never hand out more than its own token holds on
 each API, nor any level on ``admin`` or on ``*`` (which would cover the
-admin API and every API added later).
+admin API and every API added later), nor a token that outlives its own:
+a short-lived credential must not be able to mint a long-lived one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from admin.errors import Forbidden
 from sidecar.policy import WILDCARD, Level, allows, effective_level, level_rank
@@ -27,6 +29,8 @@ class Caller:
     username: str
     access: Mapping[str, str] = field(default_factory=dict)
     role_access: Mapping[str, str] | None = None
+    #: When the calling token expires; None only for callers built in tests.
+    expires_at: datetime | None = None
 
     def level_on(self, api: str) -> Level:
         return effective_level(api, self.access, self.role_access)
@@ -57,3 +61,17 @@ def check_own_grant(caller: Caller, access: Mapping[str, str]) -> None:
         if level_rank(level) > level_rank(caller.level_on(api)):
             message = f"the calling token has less than {level.value!r} on {api!r}"
             raise Forbidden(message, field=where)
+
+
+def own_expiry(caller: Caller, wanted: datetime, *, asked_in: str | None) -> datetime:
+    """A self-service token's expiry: at most the calling token's.
+
+    An expiry the caller asked for (in the body field ``asked_in``) beyond its
+    own is refused; the default one is shortened to the caller's own.
+    """
+    if caller.expires_at is None or wanted <= caller.expires_at:
+        return wanted
+    if asked_in is not None:
+        message = "a self-service token cannot outlive the calling token"
+        raise Forbidden(message, field=asked_in)
+    return caller.expires_at

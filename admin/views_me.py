@@ -2,7 +2,8 @@
 
 A token of another user answers exactly as a token that does not exist. A new
 token gets at most the calling token's level on each API, never a level on
-``admin`` or ``*``, and never a role (spec section 4).
+``admin`` or ``*``, never a role (spec section 4), and never a later expiry
+than the calling token's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from admin import queries, schema
-from admin.authz import ADMIN_API, check_own_grant
+from admin.authz import ADMIN_API, check_own_grant, own_expiry
 from admin.common import (
     answer,
     caller,
@@ -56,6 +57,8 @@ async def create_my_token(request: web.Request) -> web.Response:
     body = await read_body(request)
     draft = schema.new_own_token(body, request.app[RULES], clock.now(), found.username)
     check_own_grant(found, draft.access)
+    asked_in = next((f for f in ("expires_at", "expires_in_months") if f in body), None)
+    draft = replace(draft, expires_at=own_expiry(found, draft.expires_at, asked_in=asked_in))
     issued = await request.app[SERVICE].create_token(draft, found.username)
     return answer(issued_view(issued), status=201)
 

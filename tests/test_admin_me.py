@@ -172,3 +172,18 @@ async def test_a_revoked_admin_token_is_refused_by_the_next_call(admin: Harness)
 
     assert reply.status == 401
     assert reply.body["error"] == "invalid_token"
+
+
+async def test_a_self_service_token_cannot_outlive_the_calling_token(admin: Harness) -> None:
+    """Asking for a later expiry than the caller's is a 403; the default is shortened to it."""
+    caller = await admin.token(user="alice", access={"orders": "read"}, expires_in_months=3)
+
+    asked = await admin.call(
+        "POST", "/me/tokens", token=str(caller["token"]), json={"expires_in_months": 6}
+    )
+    default = await admin.call("POST", "/me/tokens", token=str(caller["token"]), json={})
+
+    assert asked.status == 403
+    assert asked.body["field"] == "expires_in_months"
+    assert default.status == 201
+    assert default.body["expires_at"] == caller["expires_at"]

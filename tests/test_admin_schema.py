@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from admin import schema
-from admin.authz import Caller, check_own_grant, require_admin
+from admin.authz import Caller, check_own_grant, own_expiry, require_admin
 from admin.errors import BadRequest, Forbidden
 from admin.queries import audit_query, token_query, user_query
 from sidecar import clock
@@ -152,3 +152,15 @@ def test_self_service_grant_is_bounded_by_the_callers_levels() -> None:
         check_own_grant(caller, {"orders": "full"})
 
     assert caught.value.field == "access.orders"
+
+
+def test_self_service_expiry_is_bounded_by_the_callers() -> None:
+    """A later expiry asked for is refused naming its field; the default one is shortened."""
+    caller = Caller("c", "u", expires_at=NOW)
+    later = clock.add_months(NOW, 1)
+
+    assert own_expiry(caller, later, asked_in=None) == NOW
+    with pytest.raises(Forbidden) as caught:
+        own_expiry(caller, later, asked_in="expires_at")
+
+    assert caught.value.field == "expires_at"
