@@ -59,7 +59,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     async with verification.for_app(app, app[CONFIG], app[REDIS_URL]).used() as shared:
         app[STORE] = shared.store
         app[VERIFIER] = shared.verifier
+        counters = verification.VerificationMetrics(shared)  # cache, argon2: /_keystile/metrics
+        app[METRICS].registry.register(counters)
         yield
+        app[METRICS].registry.unregister(counters)
 
 
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -137,7 +138,9 @@ class CredentialCache(Generic[V]):
         if key in self._entries:
             self._remove(key)
         deadline = self.monotonic() + lifetime
-        self._entries[key] = _Entry(value, fill.client_id, user.lower(), role, deadline)
+        # One string per user and role, however many entries.
+        user, role = sys.intern(user.lower()), sys.intern(role) if role else None
+        self._entries[key] = _Entry(value, fill.client_id, user, role, deadline)
         self._by_client.setdefault(fill.client_id, []).append(key)
         while len(self._entries) > self.max_entries:
             self._remove(next(iter(self._entries)))

@@ -81,6 +81,9 @@ class HashingPool:
         self.limit = threads + queue_size
         #: Jobs submitted and not finished (running or queued).
         self.pending = 0
+        #: Verifications run, and jobs refused because the queue was full (for metrics).
+        self.verifications = 0
+        self.refused = 0
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
 
     @classmethod
@@ -88,7 +91,9 @@ class HashingPool:
         return cls(Argon2Hasher(config), config.threads or cores(), config.queue_size)
 
     async def verify(self, secret_hash: str, secret: str) -> bool:
-        return await self._run(self.hasher.verify, secret_hash, secret)
+        matches = await self._run(self.hasher.verify, secret_hash, secret)
+        self.verifications += 1
+        return matches
 
     async def hash(self, secret: str) -> str:
         return await self._run(self.hasher.hash, secret)
@@ -99,6 +104,7 @@ class HashingPool:
 
     async def _run(self, work: Callable[..., T], *args: str) -> T:
         if self.pending >= self.limit:
+            self.refused += 1
             raise Overloaded(f"argon2 queue full ({self.pending} jobs)")
         self.pending += 1
         try:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from sidecar.cache import CredentialCache
 from sidecar.config import Config
@@ -89,6 +91,45 @@ class Verification:
             self._users -= 1
             if self._users == 0:
                 await self._close()
+
+
+class VerificationMetrics(Collector):
+    """The verification counters of one process, for a Prometheus registry."""
+
+    def __init__(self, verification: Verification) -> None:
+        self.verification = verification
+
+    def collect(self) -> Iterator[Metric]:
+        verifier = self.verification.verifier
+        lookups = CounterMetricFamily(
+            "keystile_credential_cache_lookups",
+            "Credential lookups: hit (cached), unknown (remembered unknown id), miss",
+            labels=["result"],
+        )
+        lookups.add_metric(["hit"], verifier.hits)
+        lookups.add_metric(["unknown"], verifier.unknown_hits)
+        lookups.add_metric(["miss"], verifier.misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "keystile_credential_cache_entries", "Verified credentials cached", len(verifier.cache)
+        )
+        flushes = CounterMetricFamily(
+            "keystile_credential_cache_flushes",
+            "Whole-cache drops by cause (subscribed, connection lost, missed events)",
+            labels=["why"],
+        )
+        for why, count in self.verification.listener.flushes.items():
+            flushes.add_metric([why], count)
+        yield flushes
+        pool = verifier.pool
+        yield CounterMetricFamily(
+            "keystile_argon2_verifications", "argon2 verifications run", pool.verifications
+        )
+        yield CounterMetricFamily(
+            "keystile_argon2_refused",
+            "Verifications refused with 503 because the argon2 queue was full",
+            pool.refused,
+        )
 
 
 SHARED = web.AppKey("verification", Verification)

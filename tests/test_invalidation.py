@@ -172,6 +172,10 @@ async def test_flood_of_bad_tokens_makes_no_argon2_call(
     assert hasher.verifies == 0
     assert bad_checksum_reads == 0
     assert await hgetall_calls(store) == 1
+    async with b.get("/_keystile/metrics") as response:
+        exposition = await response.text()
+    assert "keystile_argon2_verifications_total 0.0" in exposition
+    assert 'keystile_credential_cache_lookups_total{result="unknown"} 29.0' in exposition
 
 
 def test_event_after_a_gap_drops_the_whole_cache() -> None:
