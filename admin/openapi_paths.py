@@ -194,6 +194,18 @@ def paths(apis: list[str]) -> Json:
             ),
         },
         f"{BASE}/apis": {"get": _op("The configured APIs", 200, "ApiList")},
+        f"{BASE}/openapi.json": {
+            "get": {
+                "summary": "This document; no credential needed",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "the OpenAPI 3.1 document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
         f"{BASE}/audit": {
             "get": _op(
                 "The global change log, newest first",
