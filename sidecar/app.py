@@ -29,11 +29,11 @@ from sidecar.state import (
     CLIENT,
     CONFIG,
     METRICS,
-    OUTCOME,
     REDIS_URL,
     STORE,
     USAGE,
     VERIFIER,
+    outcome_of,
 )
 from sidecar.upstream import forward, session
 from sidecar.usage import UsageRecorder
@@ -125,8 +125,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def _own(request: web.Request) -> None:
-    request[OUTCOME].api = OWN_API
-    request[OUTCOME].outcome = "own"
+    outcome_of(request).api = OWN_API
+    outcome_of(request).outcome = "own"
 
 
 async def expect_later(request: web.Request) -> web.StreamResponse | None:
@@ -150,11 +150,11 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     _check_method(request)
     _check_length(request, config.proxy.max_body_bytes)
     api = decision.route.api
-    request[OUTCOME].outcome = "forwarded"
+    outcome_of(request).outcome = "forwarded"
     try:
         return await _send(request, decision)
     except BodyTooLarge as error:
-        request[OUTCOME].outcome, request[OUTCOME].reason = "refused", error.reason
+        outcome_of(request).outcome, outcome_of(request).reason = "refused", error.reason
         return _closing(error_response(error, config.proxy.retry_after))
     except (UpstreamTimeout, UpstreamUnavailable) as error:
         _upstream_failed(request, api.name, error)
@@ -179,7 +179,7 @@ async def _send(request: web.Request, decision: Decision) -> web.StreamResponse:
         timeout=api.timeout,
         max_body_bytes=config.proxy.max_body_bytes,
         rewrite_response=lambda h: headers.downstream_response(
-            h, config.headers, request[OUTCOME].request_id
+            h, config.headers, outcome_of(request).request_id
         ),
         on_headers=request.app[METRICS].upstream_latency.labels(api.name).observe,
     )
@@ -192,7 +192,7 @@ REFUSED_METHODS = frozenset({"TRACE", "CONNECT"})
 
 def _check_method(request: web.Request) -> None:
     if request.method.upper() in REFUSED_METHODS:
-        request[OUTCOME].reason = f"method {request.method} is not forwarded"
+        outcome_of(request).reason = f"method {request.method} is not forwarded"
         allowed = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
         raise web.HTTPMethodNotAllowed(request.method, allowed)
 
@@ -206,7 +206,7 @@ def _unsupported_coding(request: web.Request) -> web.Response | None:
     codings = ",".join(request.headers.getall("Transfer-Encoding", []))
     if not codings or codings.strip().lower() == "chunked":
         return None
-    request[OUTCOME].reason = "unsupported transfer coding"
+    outcome_of(request).reason = "unsupported transfer coding"
     body = {"error": "not_implemented", "message": "only the chunked transfer coding is supported"}
     return _closing(web.json_response(body, status=501))
 
@@ -224,8 +224,8 @@ def _check_length(request: web.Request, limit: int) -> None:
     """413 before the upstream is contacted when the declared length is over the limit."""
     length = request.content_length
     if length is not None and length > limit:
-        request[OUTCOME].reason = f"declared body over {limit} bytes"
-        raise BodyTooLarge(request[OUTCOME].reason)
+        outcome_of(request).reason = f"declared body over {limit} bytes"
+        raise BodyTooLarge(outcome_of(request).reason)
 
 
 async def _continue(request: web.Request) -> None:
@@ -248,7 +248,7 @@ def _upstream_headers(request: web.Request, decision: Decision) -> list[tuple[st
         peer=request.remote or "",
         scheme=request.scheme,
         host=request.host,
-        request_id=request[OUTCOME].request_id,
+        request_id=outcome_of(request).request_id,
         trusted_hops=config.proxy.trusted_hops,
     )
 
@@ -263,5 +263,5 @@ def _upstream_failed(
     request: web.Request, api: str, error: UpstreamTimeout | UpstreamUnavailable
 ) -> None:
     kind = "timeout" if isinstance(error, UpstreamTimeout) else "unavailable"
-    request[OUTCOME].outcome, request[OUTCOME].reason = "failed", f"upstream {kind}"
+    outcome_of(request).outcome, outcome_of(request).reason = "failed", f"upstream {kind}"
     request.app[METRICS].upstream_errors.labels(api, kind).inc()

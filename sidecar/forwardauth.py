@@ -22,7 +22,7 @@ from aiohttp import web
 from sidecar import headers
 from sidecar.errors import InsufficientScope, InvalidRequest, NotFound
 from sidecar.gate import authenticate, authorize
-from sidecar.state import CONFIG, OUTCOME
+from sidecar.state import CONFIG, outcome_of
 
 CHECK_PATH = "/_keystile/check"
 
@@ -48,8 +48,8 @@ async def check(request: web.Request) -> web.Response:
     try:
         decision = authorize(request, verified, method, path)
     except (NotFound, InvalidRequest):
-        raise InsufficientScope(request[OUTCOME].reason) from None
-    request[OUTCOME].outcome = "allowed"
+        raise InsufficientScope(outcome_of(request).reason) from None
+    outcome_of(request).outcome = "allowed"
     identity = headers.Identity(
         verified.username, verified.client_id, verified.role, decision.level.value
     )

@@ -23,7 +23,7 @@ from sidecar.errors import (
 )
 from sidecar.metrics import reason_label
 from sidecar.policy import Level, allows, effective_level
-from sidecar.state import CONFIG, METRICS, OUTCOME, USAGE, VERIFIER
+from sidecar.state import CONFIG, METRICS, USAGE, VERIFIER, outcome_of
 from sidecar.verifier import Verified
 
 
@@ -50,11 +50,11 @@ async def authenticate(request: web.Request) -> Verified:
         if isinstance(error, StoreUnavailable):
             metrics.store_errors.inc()
         metrics.auth.labels(error.code, reason_label(error.reason)).inc()
-        request[OUTCOME].reason = error.reason
+        outcome_of(request).reason = error.reason
         raise
     metrics.auth.labels("ok", "ok").inc()
-    request[OUTCOME].client_id = verified.client_id
-    request[OUTCOME].user = verified.username
+    outcome_of(request).client_id = verified.client_id
+    outcome_of(request).user = verified.username
     request.app[USAGE].note(verified.client_id)
     return verified
 
@@ -62,7 +62,7 @@ async def authenticate(request: web.Request) -> Verified:
 def authorize(request: web.Request, verified: Verified, method: str, raw_path: str) -> Decision:
     """The route and level for ``method raw_path``; 400 unsafe path, 404 no API, 403."""
     config = request.app[CONFIG]
-    outcome = request[OUTCOME]
+    outcome = outcome_of(request)
     try:
         _, route = routing.resolve(config.apis, raw_path)
     except routing.UnsafePath as exc:

@@ -41,3 +41,8 @@ class Outcome:
 
 
 OUTCOME = web.RequestKey("outcome", Outcome)
+
+
+def outcome_of(request: web.Request) -> Outcome:
+    """The request's Outcome (``accesslog.middleware`` sets it on every request)."""
+    return request[OUTCOME]
