@@ -31,6 +31,7 @@ _BODIES = {
     400: {"error": "invalid_request", "message": "the request could not be parsed"},
     413: {"error": "payload_too_large", "message": "a request line or header is too large"},
     431: {"error": "invalid_request", "message": "the request headers are too large"},
+    501: {"error": "not_implemented", "message": "the request uses an unsupported feature"},
 }
 _INTERNAL = {"error": "internal_error", "message": "internal error"}
 
