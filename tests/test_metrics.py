@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -106,3 +107,22 @@ async def test_access_log_has_one_json_line_per_request_without_secrets(
     text = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     assert env.tokens.full_secret not in text and "x" * 32 not in text
     assert "secret-query" not in text
+
+
+async def test_client_that_goes_away_is_logged_as_499(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that disconnects before its answer still leaves one access line, status 499."""
+    with caplog.at_level(logging.INFO, logger="keystile.access"):
+        _, writer = await asyncio.open_connection("127.0.0.1", env.proxy.port)
+        writer.write(
+            f"GET /orders/slow HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {env.tokens.full}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        await asyncio.wait_for(env.upstream.arrived.wait(), 3)
+        writer.close()
+        await asyncio.wait_for(env.upstream.cancelled.wait(), 3)
+        await asyncio.sleep(0.05)
+    lines = [r for r in caplog.records if r.name == "keystile.access"]
+    assert [r.__dict__["fields"]["status"] for r in lines] == [499]
