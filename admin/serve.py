@@ -24,7 +24,7 @@ from sidecar.config import Config, HostPort
 from sidecar.errors import StoreUnavailable
 from sidecar.hashing import Argon2Hasher
 from sidecar.issuing import Issued, issue_token
-from sidecar.listener import ProxyRunner
+from sidecar.listener import ProxyRunner, QuietRunner
 from sidecar.models import User
 from sidecar.store import RedisStore
 from sidecar.verification import SHARED, Verification
@@ -111,7 +111,7 @@ async def serve_on(config: Config, url: str, *, reuse_port: bool = False) -> Non
     proxy_app, admin_app = build_proxy_app(config, url), build_admin_app(config, url)
     proxy_app[SHARED] = admin_app[SHARED] = shared
     proxy = ProxyRunner(proxy_app)
-    admin = web.AppRunner(admin_app, access_log=None)
+    admin = QuietRunner(admin_app)  # admin callers send credentials too: never echo them
     try:
         await _site(proxy, config.proxy.listen, "proxy.listen", reuse_port=reuse_port)
         await _site(admin, config.admin.listen, "admin.listen", reuse_port=reuse_port)

@@ -58,9 +58,10 @@ async def upstream() -> AsyncIterator[Upstream]:
 
 
 @pytest.fixture
-def serve(redis_url: str, upstream: Upstream, tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """``keystile serve`` with one worker in front of the upstream: (url, pid)."""
+def serve(redis_url: str, upstream: Upstream, tmp_path: Path) -> Iterator[tuple[str, int, int]]:
+    """``keystile serve`` with one worker in front of the upstream: (url, pid, admin port)."""
     port = free_port()
+    admin_port = free_port()
     conf = tmp_path / "keystile.toml"
     conf.write_text(
         f"""
@@ -68,7 +69,7 @@ def serve(redis_url: str, upstream: Upstream, tmp_path: Path) -> Iterator[tuple[
 listen = "127.0.0.1:{port}"
 max_body_bytes = {2 * BODY}
 [admin]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:{admin_port}"
 [redis]
 url = "{redis_url}"
 [hashing]
@@ -87,7 +88,7 @@ upstream = "{upstream.url}/f"
         [sys.executable, "-m", "admin.cli", "serve", "--config", str(conf), "--workers", "1"],
         stdout=subprocess.DEVNULL,
     )
-    yield f"http://127.0.0.1:{port}", process.pid
+    yield f"http://127.0.0.1:{port}", process.pid, admin_port
     process.terminate()
     process.wait(15)
 
@@ -111,10 +112,10 @@ async def upload_body() -> AsyncIterator[bytes]:
 
 @pytest.mark.slow
 async def test_64_mib_up_and_down_with_flat_memory(
-    serve: tuple[str, int], upstream: Upstream, store: RedisStore
+    serve: tuple[str, int, int], upstream: Upstream, store: RedisStore
 ) -> None:
     """A 64 MiB upload and a 64 MiB download stream through; the proxy's peak RSS stays flat."""
-    url, pid = serve
+    url, pid, _ = serve
     issued = await seed_token(store, make_config(), access={"files": "full"})
     auth = {"Authorization": f"Bearer {issued.bearer}"}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
@@ -138,19 +139,28 @@ async def test_64_mib_up_and_down_with_flat_memory(
     assert growth_kib * 1024 < FLAT, f"peak RSS grew by {growth_kib} KiB"
 
 
-@pytest.mark.slow
-async def test_serve_answers_unparseable_requests_without_echo(serve: tuple[str, int]) -> None:
-    """``keystile serve`` uses the quiet listener: a bad header line is not echoed back."""
-    url, _ = serve
-    async with aiohttp.ClientSession() as http:
-        await wait_ready(http, url)
-    port = int(url.rsplit(":", 1)[1])
+async def unparseable(port: int) -> bytes:
+    """Send a request whose Authorization line carries a control byte; the whole answer."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /files/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ks_SECRET\x01\r\n\r\n")
     answer = await asyncio.wait_for(reader.read(), 5)
     writer.close()
-    assert answer.startswith(b"HTTP/1.0 400 ")
-    assert answer.endswith(
-        b'{"error": "invalid_request", "message": "the request could not be parsed"}'
-    )
-    assert b"SECRET" not in answer
+    return answer
+
+
+@pytest.mark.slow
+async def test_serve_answers_unparseable_requests_without_echo(
+    serve: tuple[str, int, int],
+) -> None:
+    """``keystile serve``'s proxy and admin listeners never echo a bad header line back."""
+    url, _, admin_port = serve
+    async with aiohttp.ClientSession() as http:
+        await wait_ready(http, url)
+    proxy_port = int(url.rsplit(":", 1)[1])
+    for port in (proxy_port, admin_port):
+        answer = await unparseable(port)
+        assert answer.startswith(b"HTTP/1.0 400 ")
+        assert answer.endswith(
+            b'{"error": "invalid_request", "message": "the request could not be parsed"}'
+        )
+        assert b"SECRET" not in answer
