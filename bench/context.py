@@ -30,6 +30,8 @@ class Bench:
     duration: float
     connections: int = 32
     baselines: dict[str, Load] = field(default_factory=dict)
+    #: The bare proxy, left running so that later scenarios can measure it alternately.
+    bare_url: str | None = None
 
     @property
     def worker_count(self) -> int:
@@ -43,6 +45,26 @@ class Bench:
         load.drive(url, values, connections=self.connections, duration=1)
         return load.drive(url, values, connections=self.connections, duration=self.duration)
 
+    @property
+    def rounds(self) -> int:
+        return self.scaled(3, 1)
+
+    def alternate(self, targets: dict[str, tuple[str, list[str]]]) -> dict[str, Load]:
+        """Measure each target in turn, ``rounds`` times over.
+
+        On a shared machine the background load drifts; taking turns lets the
+        drift fall on every target alike, so their ratio stays meaningful.
+        """
+        for url, values in targets.values():
+            load.drive(url, values, connections=self.connections, duration=1)
+        runs: dict[str, list[Load]] = {name: [] for name in targets}
+        for _ in range(self.rounds):
+            for name, (url, values) in targets.items():
+                runs[name].append(
+                    load.drive(url, values, connections=self.connections, duration=self.duration)
+                )
+        return {name: load.combine(found) for name, found in runs.items()}
+
     def keystile(
         self, name: str, redis_url: str, hashing: dict[str, int], workers: int | None = None
     ) -> tuple[Proc, int, str]:
@@ -52,6 +74,9 @@ class Bench:
         )
         chosen = self.workers if workers is None else (workers if self.workers else None)
         proc = procs.start_keystile(self.processes, name, config, proxy_port, chosen)
+        settled = proc.wait_until_idle()
+        if settled > 5:
+            self.report.note(f"{name} was busy for {settled:.0f} s after it answered readyz")
         return proc, admin_port, str(config)
 
 

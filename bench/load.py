@@ -166,6 +166,25 @@ async def _python(
     return summarize(latencies, statuses, socket_errors, time.monotonic() - began)
 
 
+def combine(runs: Sequence[Load]) -> Load:
+    """Several runs of one target as one: total req/s, median p50 and p99, worst max."""
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    return Load(
+        requests=sum(r.requests for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        p50_ms=median([r.p50_ms for r in runs]),
+        p99_ms=median([r.p99_ms for r in runs]),
+        max_ms=max(r.max_ms for r in runs),
+        status_errors=sum(r.status_errors for r in runs),
+        socket_errors=sum(r.socket_errors for r in runs),
+        tool=runs[0].tool,
+    )
+
+
 def summarize(
     latencies: list[float], statuses: Counter[int], socket_errors: int, seconds: float
 ) -> Load:

@@ -77,6 +77,32 @@ class Proc:
             tree |= grown
         return {pid: rss for pid in tree if (rss := _rss_mib(pid)) is not None}
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the process and every process it forked (Linux)."""
+        return sum(_cpu_seconds(pid) for pid in self.rss_mib())
+
+    def wait_until_idle(self, timeout: float = 600.0, busy: float = 0.1) -> float:
+        """Wait until start-up work (loading indexes...) is done; answers the seconds waited.
+
+        Idle: the process tree used under ``busy`` of one core over half a second.
+        """
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            used = self.cpu_seconds()
+            time.sleep(0.5)
+            if self.cpu_seconds() - used < busy * 0.5:
+                break
+        return time.monotonic() - began
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat(5); [1:] here starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def _parents() -> dict[int, int]:
     """pid -> parent pid for every process, from /proc."""

@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             duration=args.duration or (2.0 if args.quick else 10.0),
             connections=args.connections,
         )
+        report.note(f"load average at the start: {_load_average()}")
         _run(bench, chosen)
+        report.note(f"load average at the end: {_load_average()}")
     except (procs.StartFailed, subprocess.CalledProcessError, RuntimeError) as exc:
         report.note(f"the run stopped early: {exc}")
         _finish(report, args.output)
@@ -136,6 +138,11 @@ def _describe(workers: int | None) -> str:
     if workers is None:
         return "1 worker (`keystile serve` has no --workers flag yet), baselines 1 worker"
     return f"{workers} worker(s), baselines the same"
+
+
+def _load_average() -> str:
+    """The machine's 1/5/15-minute load: how much else was running beside the benchmark."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
 def _finish(report: Report, output: Path) -> None:
