@@ -52,6 +52,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     warm_up.cancel()
     await asyncio.gather(warm_up, return_exceptions=True)
+    await app[INDEX].close()
     executor.shutdown(wait=False, cancel_futures=True)
     await client.aclose()
 

@@ -10,8 +10,9 @@ one round trip. If the last entry it saw is gone from the stream (a new or
 flushed Redis), the index loads everything again.
 
 ``last_used_at`` is written by the proxy without a recorded change; the index
-refreshes that column at most once per ``tokens.last_used_interval`` (the
-precision the spec promises for it anyway), and only when a list sorts on it.
+refreshes that column in the background, at most once per
+``tokens.last_used_interval`` (the precision the spec promises for it
+anyway), and only when a list sorts on it; that list uses the values held.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class TokenIndex:
         self.position = "0-0"
         self.last_used_read = 0.0
         self._lock = asyncio.Lock()
+        self._refreshing: asyncio.Future[None] | None = None
 
     async def current(self, *, fresh_last_used: bool = False) -> list[Row]:
         """The rows sorted by client_id, caught up with every change committed before this call."""
@@ -49,7 +51,7 @@ class TokenIndex:
             else:
                 await self._catch_up()
             if fresh_last_used and time.monotonic() - self.last_used_read > self.last_used_interval:
-                await self._refresh_last_used()
+                self._start_refresh()
             return self.rows
 
     async def warm_up(self) -> None:
@@ -95,9 +97,23 @@ class TokenIndex:
             self.client_ids.insert(at, client_id)
             self.rows.insert(at, Row.from_fields(raw))
 
+    def _start_refresh(self) -> None:
+        """Refresh ``last_used_at`` in the background; this answer uses the values held."""
+        if self._refreshing is None or self._refreshing.done():
+            self.last_used_read = time.monotonic()
+            self._refreshing = asyncio.ensure_future(self._refresh_last_used())
+
     async def _refresh_last_used(self) -> None:
         rows = list(self.rows)
-        values = await self.store.last_used([row.client_id for row in rows])
+        try:
+            values = await self.store.last_used([row.client_id for row in rows])
+        except StoreUnavailable:
+            log.warning("last_used_at could not be refreshed; the list keeps older values")
+            return
         for row, value in zip(rows, values, strict=True):
             row.set_last_used(value)
-        self.last_used_read = time.monotonic()
+
+    async def close(self) -> None:
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            await asyncio.gather(self._refreshing, return_exceptions=True)

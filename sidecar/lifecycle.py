@@ -62,26 +62,28 @@ class AdminStore(RedisStore):
             return _texts(await self.redis.zrange(keys.TOKENS, 0, -1))
 
     async def token_rows(self, client_ids: Sequence[str]) -> list[dict[str, str] | None]:
-        """The listing fields (no hash) of many tokens, pipelined in chunks."""
+        """The listing fields (no hash) of many tokens, in order; None where one is gone.
+
+        One Lua call per 2,000 tokens: a pipeline of 100,000 HMGETs spends
+        seconds in redis-py packing and unpacking commands, the script a fraction.
+        """
         rows: list[dict[str, str] | None] = []
-        for start in range(0, len(client_ids), 5000):
-            chunk = client_ids[start : start + 5000]
-            async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
-                for client_id in chunk:
-                    pipe.hmget(keys.token(client_id), list(ROW_FIELDS))
-                values = await pipe.execute()
+        for start in range(0, len(client_ids), 2000):
+            chunk = [keys.token(client_id) for client_id in client_ids[start : start + 2000]]
+            async with self._guard():
+                values: Any = await self.redis.eval(_ROWS_SCRIPT, len(chunk), *chunk, *ROW_FIELDS)
             for row in values:
                 rows.append(None if row[0] is None else dict(zip(ROW_FIELDS, row, strict=True)))
         return rows
 
     async def last_used(self, client_ids: Sequence[str]) -> list[str | None]:
-        """``last_used_at`` of many tokens, pipelined in chunks."""
+        """``last_used_at`` of many tokens, in order, one Lua call per 2,000."""
         values: list[str | None] = []
-        for start in range(0, len(client_ids), 5000):
-            async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
-                for client_id in client_ids[start : start + 5000]:
-                    pipe.hget(keys.token(client_id), "last_used_at")
-                values.extend(value or None for value in await pipe.execute())
+        for start in range(0, len(client_ids), 2000):
+            chunk = [keys.token(client_id) for client_id in client_ids[start : start + 2000]]
+            async with self._guard():
+                rows: Any = await self.redis.eval(_ROWS_SCRIPT, len(chunk), *chunk, "last_used_at")
+            values.extend(row[0] or None for row in rows)
         return values
 
     async def change_marks(self, after: str) -> tuple[int, str, list[tuple[str, str]] | None]:
@@ -389,6 +391,16 @@ class AdminStore(RedisStore):
             pipe.srem(keys.role_tokens(token.role), token.client_id)
         changes = gone(token.public(clock.now()))
         self.record(pipe, Change(actor, "deleted", "token", token.client_id, changes))
+
+
+# HMGET of the listing fields of every key given; all keys share the {ks} hash tag.
+_ROWS_SCRIPT = """
+local rows = {}
+for i, key in ipairs(KEYS) do
+  rows[i] = redis.call('HMGET', key, unpack(ARGV))
+end
+return rows
+"""
 
 
 def _texts(raw: Any) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -67,3 +68,23 @@ async def test_the_index_starts_over_when_the_store_is_emptied(admin: Harness) -
 async def _seed_root(admin: Harness) -> str:
     issued = await seed_token(admin.store, admin.config, user="root", access={"admin": "full"})
     return issued.bearer
+
+
+async def test_last_used_order_follows_the_proxys_writes(redis_url: str) -> None:
+    """A token used through the proxy comes first in order=last_used_at (nulls last) soon after."""
+    async with harness(redis_url, tokens={"last_used_interval": 0.05}) as admin:
+        await admin.user("alice")
+        used = await admin.token(user="alice", access={"orders": "read"})
+        await admin.token(user="alice", access={"orders": "read"})
+        await _list(admin.session, admin.admin_url, admin.root, "order=last_used_at")
+
+        assert await admin.proxy_get("/orders/x", str(used["token"])) == 200
+        first = None
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            listed = await _list(admin.session, admin.admin_url, admin.root, "order=last_used_at")
+            first = listed[0]
+            if first == used["client_id"]:
+                break
+
+    assert first == used["client_id"]
