@@ -26,7 +26,6 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
-from types import FrameType
 from typing import Any, TypeVar
 
 from admin import serve as runtime
@@ -133,14 +132,16 @@ class Supervisor:
                 process.kill()
                 process.join()
 
-    def on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping.set()
-
 
 def supervise(config: Config, count: int) -> int:
     """``keystile serve --workers N`` for N > 1; answer the exit code."""
+    stopping = threading.Event()
+    # Before the store starts, so that a signal meanwhile still stops it cleanly.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stopping.set())
     with store_url(config) as url:
+        if stopping.is_set():
+            return 0
         supervisor = Supervisor(config, url, count)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, supervisor.on_signal)
+        supervisor.stopping = stopping
         return supervisor.watch()
