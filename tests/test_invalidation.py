@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio.client import Pipeline
 
+from admin.app import build_admin_app
 from sidecar import keys, tokenformat
 from sidecar.app import build_proxy_app
 from sidecar.cache import CredentialCache
@@ -20,6 +21,7 @@ from sidecar.invalidation import Listener
 from sidecar.issuing import Issued
 from sidecar.state import STORE, VERIFIER
 from sidecar.store import Change, RedisStore
+from sidecar.verification import SHARED, Verification
 from tests.support import RedisProcess, make_config, seed_role, seed_token
 from tests.verifysupport import CountingHasher, hgetall_calls, revoke
 
@@ -224,3 +226,26 @@ def _event(kind: str, target: str, generation: int) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _quiet_listener_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("ERROR", logger="keystile.invalidation")
+
+
+async def test_revoke_through_this_process_admin_api_is_refused_before_it_answers(
+    aiohttp_client: ClientFactory, redis_url: str, store: RedisStore
+) -> None:
+    """With pub/sub silenced, the admin write alone drops the entry of its own process's proxy."""
+    config = make_config(redis_url, APIS)
+    shared = Verification(config, redis_url)
+    proxy_app, admin_app = build_proxy_app(config, redis_url), build_admin_app(config, redis_url)
+    proxy_app[SHARED] = admin_app[SHARED] = shared
+    proxy, admin = await aiohttp_client(proxy_app), await aiohttp_client(admin_app)
+    root = await seed_token(store, config, user="root", access={"admin": "full"})
+    issued = await seed_token(store, config, access={"orders": "read"})
+    assert shared._listening is not None
+    shared._listening.cancel()  # no event will reach this cache...
+    shared.cache.fresh_until = float("inf")  # ...and its entries stay trusted without one
+    assert [await status(proxy, issued) for _ in range(2)] == [200, 200]
+
+    path = f"/admin/v1/tokens/{issued.token.client_id}/revoke"
+    async with admin.post(path, headers={"Authorization": f"Bearer {root.bearer}"}) as answer:
+        assert answer.status == 200
+
+    assert await status(proxy, issued) == 401
