@@ -24,7 +24,7 @@ Pure module: no asyncio, no redis; time comes from an injectable monotonic clock
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import os
 import sys
 import time
@@ -35,8 +35,9 @@ from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
-#: Bytes of the per-process HMAC key.
+#: Bytes of the per-process HMAC key (at most one SHA-256 block, as RFC 2104 pads it).
 KEY_BYTES = 32
+SHA256_BLOCK = 64
 
 
 @dataclass(slots=True)
@@ -68,6 +69,11 @@ class CredentialCache(Generic[V]):
         self.negative_ttl = negative_ttl
         self.monotonic = monotonic
         self._key = os.urandom(KEY_BYTES)
+        # HMAC-SHA256 (RFC 2104) with its two padded keys hashed once: each lookup then
+        # costs two copies and two updates, a third of what hmac.digest spends re-keying.
+        padded = self._key.ljust(SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
         self._entries: OrderedDict[bytes, _Entry[V]] = OrderedDict()
         #: client_id -> its entries' keys (more than one during a regeneration's grace).
         self._by_client: dict[str, list[bytes]] = {}
@@ -82,8 +88,11 @@ class CredentialCache(Generic[V]):
 
     def key(self, client_id: str, client_secret: str) -> bytes:
         # The separator cannot occur in a client_id, so two credentials never share a message.
-        message = f"{client_id}:{client_secret}".encode()
-        return hmac.digest(self._key, message, "sha256")
+        inner = self._inner.copy()
+        inner.update(f"{client_id}:{client_secret}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     # -- lookups --------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from sidecar.cache import CredentialCache
 
 ID_A = "A" * 22
@@ -45,6 +47,15 @@ def test_hit_needs_the_whole_credential() -> None:
 
     assert cache.get(cache.key(ID_A, SECRET)) == "alice"
     assert cache.get(cache.key(ID_A, OTHER_SECRET)) is None
+
+
+def test_key_is_hmac_sha256_of_the_credential() -> None:
+    """The entry key is exactly HMAC-SHA256 of ``client_id:secret`` under the process's key."""
+    cache, _ = fresh_cache()
+
+    expected = hmac.digest(cache._key, f"{ID_A}:{SECRET}".encode(), "sha256")
+
+    assert cache.key(ID_A, SECRET) == expected
 
 
 def test_keys_differ_between_processes() -> None:
