@@ -7,6 +7,9 @@ and the baselines measured first, against which later rows are compared.
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import load
@@ -66,18 +69,46 @@ class Bench:
         return {name: load.combine(found) for name, found in runs.items()}
 
     def keystile(
-        self, name: str, redis_url: str, hashing: dict[str, int], workers: int | None = None
+        self,
+        name: str,
+        redis_url: str,
+        hashing: dict[str, int],
+        workers: int | None = None,
+        probe: str | None = None,
     ) -> tuple[Proc, int, str]:
-        """Start ``keystile serve``; returns the process, its admin port and its config path."""
+        """Start ``keystile serve``; returns the process, its admin port and its config path.
+
+        With ``probe`` (an Authorization value), a proxied request is sent every
+        0.1 s while the new process is still busy starting, and the slowest
+        answer goes into the notes: what a client sees from a replica that has
+        just joined.
+        """
         config, proxy_port, admin_port = procs.write_keystile_config(
             self.processes, name, redis_url, self.upstream, hashing
         )
         chosen = self.workers if workers is None else (workers if self.workers else None)
         proc = procs.start_keystile(self.processes, name, config, proxy_port, chosen)
-        settled = proc.wait_until_idle()
+        with ThreadPoolExecutor(1) as pool:
+            stop = threading.Event()
+            slowest = pool.submit(_probe, proc.port, probe, stop) if probe else None
+            settled = proc.wait_until_idle()
+            stop.set()
+            worst = slowest.result() if slowest else None
         if settled > 5:
-            self.report.note(f"{name} was busy for {settled:.0f} s after it answered readyz")
+            seen = f"; meanwhile a proxied request took up to {worst:,.0f} ms" if worst else ""
+            self.report.note(f"{name} was busy for {settled:.0f} s after readyz answered{seen}")
         return proc, admin_port, str(config)
+
+
+def _probe(port: int, authorization: str, stop: threading.Event) -> float:
+    """The slowest of requests sent every 0.1 s until ``stop`` (ms; 5 s counts as 5,000)."""
+    slowest = 0.0
+    while not stop.is_set():
+        began = time.perf_counter()
+        procs.http_status(port, API_PATH, {"Authorization": authorization})
+        slowest = max(slowest, (time.perf_counter() - began) * 1000)
+        stop.wait(0.1)
+    return slowest
 
 
 def bearer(tokens: list[str]) -> list[str]:

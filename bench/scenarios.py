@@ -163,7 +163,7 @@ def store_size(bench: Bench) -> None:
         f"store size: seeded {total - 1000:,} filler tokens in {time.monotonic() - began:.1f} s"
     )
     small, _, _ = bench.keystile("keystile-1k", small_url, procs.CHEAP_HASHING)
-    big, _, _ = bench.keystile("keystile-1m", big_url, procs.CHEAP_HASHING)
+    big, _, _ = bench.keystile("keystile-1m", big_url, procs.CHEAP_HASHING, probe=big_tokens[0])
     for proc, tokens in ((small, small_tokens), (big, big_tokens)):  # every worker sees every token
         load.drive(proc.url + API_PATH, tokens, connections=bench.connections, duration=2)
     found = bench.alternate(
@@ -172,6 +172,11 @@ def store_size(bench: Bench) -> None:
     for name in ("small", "big"):
         _check_all_ok(bench.report, "hot path", found[name])
     _store_size_rows(bench, found["small"], found["big"], total)
+    rss = {name: max(proc.rss_mib().values()) for name, proc in (("1k", small), ("1m", big))}
+    bench.report.note(
+        f"store size: largest Keystile process {rss['1k']:,.0f} MiB over 1,000 tokens, "
+        f"{rss['1m']:,.0f} MiB over {total:,} (each process also serves the admin API)"
+    )
     for proc in (small, big, small_redis, big_redis):
         bench.processes.stop(proc)
 
