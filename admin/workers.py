@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 from admin import serve as runtime
 from sidecar import embedded, logs
 from sidecar.config import Config
+from sidecar.hashing import cores
 
 log = logging.getLogger("keystile.workers")
 T = TypeVar("T")
@@ -69,6 +71,16 @@ def store_url(config: Config) -> Iterator[str]:
         server.stop()
 
 
+def share_of_cores(config: Config, count: int) -> Config:
+    """The config of one of ``count`` workers: with ``hashing.threads = 0`` the
+    workers split the cores between their argon2 pools, so the machine runs at
+    most one argon2 per core (and holds at most that many argon2 buffers)."""
+    if config.hashing.threads:
+        return config
+    threads = max(1, cores() // count)
+    return replace(config, hashing=replace(config.hashing, threads=threads))
+
+
 def worker_main(config: Config, url: str) -> None:
     """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
     logs.setup(config.log)
@@ -92,7 +104,9 @@ class Supervisor:
 
     def start_one(self, index: int) -> None:
         process = self._context.Process(
-            target=worker_main, args=(self.config, self.url), name=f"keystile-worker-{index}"
+            target=worker_main,
+            args=(share_of_cores(self.config, self.count), self.url),
+            name=f"keystile-worker-{index}",
         )
         process.start()
         self.workers[process] = time.monotonic()

@@ -193,3 +193,17 @@ async def test_port_in_use_stops_every_worker_with_the_key_named(tmp_path: Path)
     assert "proxy.listen: cannot listen" in err.decode()
     assert "Traceback" not in err.decode()
     assert not embedded.is_running(tmp_path / "data")
+
+
+def test_workers_split_the_cores_between_their_argon2_pools() -> None:
+    """With hashing.threads = 0, N workers run at most one argon2 per core between them."""
+    from admin.workers import share_of_cores
+    from sidecar.hashing import cores
+    from tests.support import make_config
+
+    automatic = share_of_cores(make_config(), 2 * cores())
+    explicit = share_of_cores(make_config(hashing={**CHEAP_HASHING, "threads": 3}), 2)
+
+    assert automatic.hashing.threads == 1
+    assert share_of_cores(make_config(), 1).hashing.threads == cores()
+    assert explicit.hashing.threads == 3
