@@ -87,7 +87,7 @@ class HashingConfig:
     memory_kib: int = 12 * 1024
     time_cost: int = 3
     parallelism: int = 1
-    #: argon2 threads per process; 0: one per core.
+    #: argon2 threads per process; 0: the cores, split among --workers.
     threads: int = 0
     #: Verifications that may wait for a thread; past that, a fast 503.
     queue_size: int = 32
