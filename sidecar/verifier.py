@@ -144,11 +144,12 @@ class Verifier:
             new_hash = await self.pool.hash(secret)
             upgraded = await self.store.upgrade_secret_hash(client_id, old_hash, new_hash)
         except KeystileError as exc:  # busy pool or store: the next verification tries again
-            log.info("hash not upgraded", extra={"fields": {"client_id": client_id, **_why(exc)}})
+            fields = {"client_id": client_id, "reason": exc.reason}
+            log.info("hash not upgraded", extra={"fields": fields})
             return
         if upgraded:
-            log.info("hash upgraded to the configured argon2 parameters",
-                     extra={"fields": {"client_id": client_id}})  # fmt: skip
+            fields = {"client_id": client_id}
+            log.info("hash upgraded to the configured argon2 parameters", extra={"fields": fields})
 
     async def close(self) -> None:
         """Stop background re-hashing and pending fills (at shutdown)."""
@@ -196,7 +197,3 @@ def _shared_map(access: Mapping[str, str]) -> Mapping[str, str]:
             _MAPS.clear()
         shared = _MAPS[content] = {sys.intern(k): sys.intern(v) for k, v in access.items()}
     return shared
-
-
-def _why(error: KeystileError) -> dict[str, str]:
-    return {"reason": error.reason}
