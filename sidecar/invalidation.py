@@ -125,6 +125,11 @@ class Listener:
 
     async def _send_check(self, pubsub: PubSub) -> None:
         started = self.monotonic()
+        if self._check is not None and started - self._check[2] > self.max_staleness:
+            # A subscription that stopped answering PINGs without closing: start afresh
+            # rather than send every request to the store until the OS notices.
+            self._check = None
+            raise RedisError("the subscribed connection stopped answering")
         generation = int(await self.redis.get(keys.GENERATION) or 0)
         self._checks_sent += 1
         marker = f"keystile-check-{self._checks_sent}"

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
 from admin.app import build_admin_app
 from sidecar import keys, tokenformat
@@ -249,3 +250,14 @@ async def test_revoke_through_this_process_admin_api_is_refused_before_it_answer
         assert answer.status == 200
 
     assert await status(proxy, issued) == 401
+
+
+async def test_subscription_that_stops_answering_is_replaced() -> None:
+    """A check left unanswered for longer than the lease ends the subscription (to start afresh)."""
+    listener, _ = _bare_listener()
+    listener._check = ("keystile-check-1", 3, time.monotonic() - 2.0)
+
+    with pytest.raises(RedisError):
+        await listener._send_check(listener.redis.pubsub())
+
+    assert listener._check is None
