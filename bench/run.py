@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     tool = "wrk" if load.WRK else "an aiohttp client"
     setup = (
-        f"Keystile {_describe(workers)}; load from {tool} over {args.connections} "
+        f"Keystile {_revision()}, {_describe(workers)}; load from {tool} over {args.connections} "
         "keep-alive connections; every process on this one machine"
     )
     report = Report(command.strip(), setup)
@@ -138,6 +138,23 @@ def _describe(workers: int | None) -> str:
     if workers is None:
         return "1 worker (`keystile serve` has no --workers flag yet), baselines 1 worker"
     return f"{workers} worker(s), baselines the same"
+
+
+def _revision() -> str:
+    """The commit of the Keystile that runs, and whether its tree had uncommitted changes."""
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(procs.SOURCE), *arguments],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    edited = git("status", "--porcelain", "--untracked-files=no", "--", "sidecar", "admin")
+    return f"at commit {commit}" + (" with uncommitted changes" if edited else "")
 
 
 def _load_average() -> str:
