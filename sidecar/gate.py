@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sidecar import credentials, routing
+from sidecar import credentials, headers, routing
 from sidecar.errors import (
     InsufficientScope,
     InvalidRequest,
@@ -45,7 +45,10 @@ async def authenticate(request: web.Request) -> Verified:
             request.headers.getall(names.credential_client_id, []),
             request.headers.getall(names.credential_client_secret, []),
         )
-        verified = await request.app[VERIFIER].verify(presented)
+        # The client's address keys the wrong-secret limit (429), as in the access log.
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        peer = headers.client_address(request.remote or "", forwarded, config.proxy.trusted_hops)
+        verified = await request.app[VERIFIER].verify(presented, peer)
     except KeystileError as error:
         if isinstance(error, StoreUnavailable):
             metrics.store_errors.inc()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from sidecar import tokenformat
+from sidecar.app import build_proxy_app
 from sidecar.credentials import Presented
 from sidecar.errorpages import error_response
 from sidecar.errors import InvalidToken, TooManyAttempts
@@ -97,3 +100,34 @@ def test_429_answer_carries_retry_after_and_json() -> None:
         "error": "too_many_attempts",
         "message": "too many failed attempts; retry later",
     }
+
+
+async def test_proxy_answers_429_to_the_flooding_address_only(
+    aiohttp_client: Any, redis_url: str, store: RedisStore
+) -> None:
+    """Through the proxy: the flooding address gets 429 with Retry-After, another gets in."""
+    config = make_config(
+        redis_url,
+        [{"name": "orders", "prefix": "/orders", "upstream": "http://127.0.0.1:9"}],
+        proxy={"trusted_hops": 1},
+        limits={"wrong_secrets_per_minute": 2},
+    )
+    issued = await seed_token(store, config, access={"orders": "read"})
+    proxy = await aiohttp_client(build_proxy_app(config, redis_url))
+    forged = tokenformat.format_token("ks", issued.token.client_id, "w" * 32)
+
+    async def check(token: str, address: str) -> tuple[int, str | None]:
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-Original-URI": "/orders/1",
+            "X-Forwarded-For": address,
+        }
+        async with proxy.get("/_keystile/check", headers=headers) as response:
+            return response.status, response.headers.get("Retry-After")
+
+    answers = [await check(forged, ATTACKER) for _ in range(3)]
+
+    assert [status for status, _ in answers] == [401, 401, 429]
+    assert 1 <= int(answers[2][1] or 0) <= 60
+    assert await check(issued.bearer, HOLDER) == (200, None)
+    assert (await check(forged, ATTACKER))[0] == 429
