@@ -156,7 +156,7 @@ async def test_workers_share_ports_and_a_revoke_reaches_them_all(tmp_path: Path)
 
         await admin(ports["admin"], f"/tokens/{created['client_id']}/revoke", root, {})
 
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 2.0  # the event takes milliseconds; CI machines vary
         while (answers := await statuses(ports["proxy"], created["token"], 12)) != [401] * 12:
             assert time.monotonic() < deadline, answers
             await asyncio.sleep(0.01)
