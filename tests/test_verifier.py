@@ -221,3 +221,25 @@ async def test_cached_token_is_refused_once_it_expires(
     with pytest.raises(InvalidToken) as refused:
         await verifier.verify(credential)
     assert refused.value.reason == "expired"
+
+
+async def test_request_that_leaves_does_not_cancel_the_shared_verification(
+    store: RedisStore,
+) -> None:
+    """A client that goes away mid-verification leaves the others' shared answer intact."""
+    issued = await seed_token(store, make_config())
+    gate = threading.Event()
+    hasher = CountingHasher(CHEAP, gate)
+    verifier = make_verifier(store, hasher)
+    credential = presented(issued.token.client_id, issued.client_secret)
+    leaving = asyncio.ensure_future(verifier.verify(credential))
+    staying = asyncio.ensure_future(verifier.verify(credential))
+    await asyncio.to_thread(hasher.entered.wait, 10)
+
+    leaving.cancel()
+    gate.set()
+
+    assert (await staying).client_id == issued.token.client_id
+    assert leaving.cancelled()
+    assert hasher.verifies == 1
+    verifier.pool.close()
