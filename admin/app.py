@@ -4,15 +4,14 @@
                -> schema (pure) -> one atomic store change -> JSON view
 
 Every resource (the Redis pool, the argon2 thread pool) is opened and closed
-in ``cleanup_ctx``. Callers are verified by ``admin.auth`` against the same
-store and with the same checks as on the proxy.
+in ``cleanup_ctx``. Callers are verified by ``admin.auth`` with the process's
+shared verifier, the proxy's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -23,38 +22,36 @@ from admin.service import Service
 from admin.state import CONFIG, INDEX, REDIS_URL, RULES, SERVICE, STORE, VERIFIER
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
-from sidecar.app import redis_client
+from sidecar import verification
 from sidecar.config import Config
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
 from sidecar.lifecycle import AdminStore
-from sidecar.verification import SHARED
+from sidecar.verification import redis_client
 
 __all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    client = redis_client(app[REDIS_URL], config.redis.timeout)
-    store = AdminStore(client)
-    if (shared := app.get(SHARED)) is not None:
-        # This process's proxy cache drops what a write changes before the call answers.
+    # The store, cache, argon2 pool and listener of this process, shared with the
+    # proxy listener when `serve` runs both (sidecar/verification.py).
+    async with verification.for_app(app, config, app[REDIS_URL]).used() as shared:
+        client = redis_client(app[REDIS_URL], config.redis.timeout)
+        store = AdminStore(client)
+        # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
-    hasher = Argon2Hasher(config.hashing)
-    # Two threads: admin calls are few, and argon2 must not starve the proxy's pool.
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="admin-argon2")
-    app[STORE] = store
-    app[VERIFIER] = AdminVerifier(store, hasher, executor)
-    app[SERVICE] = Service(store, hasher, config.tokens.prefix)
-    app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
-    # Load the listing index now rather than on the first GET /tokens (seconds at 100k).
-    warm_up = asyncio.create_task(app[INDEX].warm_up())
-    yield
-    warm_up.cancel()
-    await asyncio.gather(warm_up, return_exceptions=True)
-    await app[INDEX].close()
-    executor.shutdown(wait=False, cancel_futures=True)
-    await client.aclose()
+        app[STORE] = store
+        app[VERIFIER] = AdminVerifier(shared.verifier)
+        app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
+        app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
+        # Load the listing index now rather than on the first GET /tokens (seconds at 100k).
+        warm_up = asyncio.create_task(app[INDEX].warm_up())
+        yield
+        warm_up.cancel()
+        await asyncio.gather(warm_up, return_exceptions=True)
+        await app[INDEX].close()
+        await client.aclose()
 
 
 def build_admin_app(config: Config, redis_url: str) -> web.Application:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from admin.app import build_admin_app
 from sidecar import clock, embedded
-from sidecar.app import build_proxy_app, redis_client
+from sidecar.app import build_proxy_app
 from sidecar.config import Config, HostPort
 from sidecar.errors import StoreUnavailable
 from sidecar.hashing import Argon2Hasher
@@ -27,7 +27,7 @@ from sidecar.issuing import Issued, issue_token
 from sidecar.listener import ProxyRunner, QuietRunner
 from sidecar.models import User
 from sidecar.store import RedisStore
-from sidecar.verification import SHARED, Verification
+from sidecar.verification import SHARED, Verification, redis_client
 
 log = logging.getLogger("keystile.serve")
 

@@ -15,7 +15,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from yarl import URL
 
@@ -41,16 +40,6 @@ from sidecar.usage import UsageRecorder
 __all__ = ["CLIENT", "CONFIG", "METRICS", "REDIS_URL", "STORE", "USAGE", "VERIFIER"]
 
 log = logging.getLogger("keystile.proxy")
-
-
-def redis_client(url: str, timeout: float) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-    )
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
