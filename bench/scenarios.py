@@ -166,12 +166,16 @@ def store_size(bench: Bench) -> None:
     big, _, _ = bench.keystile("keystile-1m", big_url, procs.CHEAP_HASHING, probe=big_tokens[0])
     for proc, tokens in ((small, small_tokens), (big, big_tokens)):  # every worker sees every token
         load.drive(proc.url + API_PATH, tokens, connections=bench.connections, duration=2)
-    found = bench.alternate(
-        {"small": (small.url + API_PATH, small_tokens), "big": (big.url + API_PATH, big_tokens)}
-    )
+    targets = {
+        "small": (small.url + API_PATH, small_tokens),
+        "big": (big.url + API_PATH, big_tokens),
+    }
+    if bench.bare_url is not None:
+        targets["bare"] = (bench.bare_url, [])
+    found = bench.alternate(targets)
     for name in ("small", "big"):
         _check_all_ok(bench.report, "hot path", found[name])
-    _store_size_rows(bench, found["small"], found["big"], total)
+    _store_size_rows(bench, found, total)
     rss = {name: max(proc.rss_mib().values()) for name, proc in (("1k", small), ("1m", big))}
     bench.report.note(
         f"store size: largest Keystile process {rss['1k']:,.0f} MiB over 1,000 tokens, "
@@ -181,11 +185,15 @@ def store_size(bench: Bench) -> None:
         bench.processes.stop(proc)
 
 
-def _store_size_rows(bench: Bench, small: Load, big: Load, total: int) -> None:
+def _store_size_rows(bench: Bench, found: dict[str, Load], total: int) -> None:
+    small, big, bare = found["small"], found["big"], found.get("bare")
     measured = "1,000 distinct cached tokens"
+    if bare is not None:
+        turns = f"{bench.rounds} alternating runs" if bench.rounds > 1 else "one run each"
+        bench.report.add(load_row("hot path", f"bare aiohttp proxy, {turns}", bare))
     row = load_row("hot path, 1,000 tokens in the store", measured, small)
-    if "bare" in bench.baselines:
-        row.compare = f"{ratio(small.rps, bench.baselines['bare'].rps)} bare"
+    if bare is not None:
+        row.compare = f"{ratio(small.rps, bare.rps)} bare"
     bench.report.add(row)
     row = load_row(f"hot path, {total:,} tokens in the store", measured, big)
     row.compare = f"{ratio(big.rps, small.rps)} the 1,000-token req/s"
@@ -255,8 +263,30 @@ def memory(bench: Bench) -> None:
     bench.report.add(row)
     if statuses.get(200, 0) != count:
         bench.report.note(f"memory: warm-up answers were {dict(statuses)}, not {count} x 200")
+    _cache_alone(bench, count)
     bench.processes.stop(proc)
     bench.processes.stop(redis)
+
+
+def _cache_alone(bench: Bench, count: int) -> None:
+    """Note what the cache itself holds for ``count`` credentials (bench/cachesize.py)."""
+    done = subprocess.run(
+        [sys.executable, str(procs.BENCH / "cachesize.py"), str(count)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(procs.SOURCE)},
+    )
+    if done.returncode != 0:
+        bench.report.note("memory: bench/cachesize.py failed: " + done.stderr.strip()[-300:])
+        return
+    mib = int(done.stdout.strip()) / 2**20
+    bench.report.note(
+        f"memory: the credential cache alone holds {mib:,.0f} MiB for {count:,} entries "
+        "(tracemalloc, bench/cachesize.py); the rest of a worker's RSS is the interpreter, "
+        "the libraries and the admin token index of the whole store"
+    )
 
 
 def _cached_share(redis_url: str, proc: Proc, tokens: list[str], size: int) -> float:
