@@ -104,7 +104,7 @@ async def put_role(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     description, access = schema.role_body(name, await read_body(request), request.app[RULES])
     role = Role(name, description, access)
-    created = await request.app[STORE].save_role(role, caller.username)
+    created = await request.app[STORE].put_role(role, caller.username)
     return answer(role.public(), status=201 if created else 200)
 
 

@@ -207,21 +207,6 @@ class AdminStore(RedisStore):
 
     # -- roles ------------------------------------------------------------------
 
-    async def save_role(self, role: Role, actor: str) -> bool:
-        """Create or replace a role (as ``put_role``); True when it was created."""
-
-        async def body(pipe: Pipeline) -> bool:
-            raw = await pipe.hgetall(keys.role(role.name))
-            old = Role.from_fields(_strs(raw)).public() if raw else {}
-            pipe.multi()
-            pipe.hset(keys.role(role.name), mapping=_encodable(role.to_fields()))
-            pipe.sadd(keys.ROLES, role.name)
-            action = "updated" if raw else "created"
-            self.record(pipe, Change(actor, action, "role", role.name, diff(old, role.public())))
-            return not raw
-
-        return await self.transaction([keys.role(role.name)], body)
-
     async def delete_role(self, name: str, actor: str) -> None:
         """Delete a role no token uses; one in use is a Conflict."""
         watched = [keys.role(name), keys.role_tokens(name)]

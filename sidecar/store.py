@@ -193,10 +193,10 @@ class RedisStore:
         pipe.zadd(keys.USERS, {user.username.lower(): _ms(user.created_at)})
         self.record(pipe, Change(actor, "created", "user", user.username, diff({}, user.public())))
 
-    async def put_role(self, role: Role, actor: str) -> Role:
-        """Create or replace a role; every token that has it changes at once."""
+    async def put_role(self, role: Role, actor: str) -> bool:
+        """Create or replace a role (True when created); every token that has it changes at once."""
 
-        async def body(pipe: Pipeline) -> Role:
+        async def body(pipe: Pipeline) -> bool:
             raw = await pipe.hgetall(keys.role(role.name))
             old = Role.from_fields(_strs(raw)).public() if raw else {}
             pipe.multi()
@@ -204,7 +204,7 @@ class RedisStore:
             pipe.sadd(keys.ROLES, role.name)
             action = "updated" if raw else "created"
             self.record(pipe, Change(actor, action, "role", role.name, diff(old, role.public())))
-            return role
+            return not raw
 
         return await self.transaction([keys.role(role.name)], body)
 

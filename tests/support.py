@@ -108,4 +108,6 @@ async def seed_token(
 
 
 async def seed_role(store: RedisStore, name: str, access: Mapping[str, str]) -> Role:
-    return await store.put_role(Role(name, f"{name} role", dict(access)), actor="test")
+    role = Role(name, f"{name} role", dict(access))
+    await store.put_role(role, actor="test")
+    return role

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,80 +11,16 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.support import CHEAP_HASHING, free_port
-
-KEYSTILE = str(Path(sys.executable).parent / "keystile")
-
-
-def write_config(path: Path, upstream: str, redis_url: str | None = None) -> dict[str, int]:
-    ports = {"proxy": free_port(), "admin": free_port()}
-    redis_lines = f'url = "{redis_url}"' if redis_url else f'data_dir = "{path.parent / "data"}"'
-    hashing = "\n".join(f"{k} = {v}" for k, v in CHEAP_HASHING.items())
-    path.write_text(
-        f"""
-[proxy]
-listen = "127.0.0.1:{ports["proxy"]}"
-[admin]
-listen = "127.0.0.1:{ports["admin"]}"
-[redis]
-{redis_lines}
-[hashing]
-{hashing}
-[log]
-format = "text"
-[[apis]]
-name = "orders"
-prefix = "/orders"
-upstream = "{upstream}"
-"""
-    )
-    return ports
-
-
-async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        KEYSTILE, *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-@asynccontextmanager
-async def serving(config: Path, proxy_port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        KEYSTILE, "serve", "--config", str(config),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        await _wait_ready(proxy_port, process)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
-
-
-async def _wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
-    url = f"http://127.0.0.1:{port}/_keystile/readyz"
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            if process.returncode is not None:
-                assert process.stderr is not None
-                raise AssertionError((await process.stderr.read()).decode())
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("keystile serve did not become ready")
-
-
-Upstream = Callable[[], Awaitable[str]]
+from tests.processkit import (
+    KEYSTILE,
+    admin_post,
+    bootstrap,
+    run,
+    serving,
+    wait_ready,
+    write_config,
+)
+from tests.support import free_port
 
 
 async def orders_upstream() -> TestServer:
@@ -99,23 +32,6 @@ async def orders_upstream() -> TestServer:
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     return server
-
-
-async def bootstrap(config: Path, user: str = "root") -> str:
-    code, out, err = await run("bootstrap", "--config", str(config), "--user", user)
-    assert code == 0, err
-    lines = out.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ks_"), out
-    return lines[0]
-
-
-async def admin_post(port: int, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/admin/v1{path}"
-    headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as r:
-        assert r.status == 201, await r.text()
-        result: dict[str, Any] = await r.json()
-        return result
 
 
 async def get(port: int, path: str, token: str | None) -> tuple[int, dict[str, Any]]:
@@ -207,7 +123,7 @@ async def test_environment_override_reaches_the_running_process(tmp_path: Path) 
         env={**os.environ, "KEYSTILE_PROXY_LISTEN": f"127.0.0.1:{port}"},
     )  # fmt: skip
     try:
-        await _wait_ready(port, process)
+        await wait_ready(port, process)
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 30) == 0

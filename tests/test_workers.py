@@ -5,46 +5,23 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from sidecar import embedded
-from tests.support import CHEAP_HASHING, free_port
+from tests import processkit
+from tests.processkit import KEYSTILE, admin_post, bootstrap, serving
+from tests.support import CHEAP_HASHING
 
-KEYSTILE = str(Path(sys.executable).parent / "keystile")
 pytestmark = pytest.mark.slow
 
 
 def write_config(directory: Path) -> tuple[Path, dict[str, int]]:
-    ports = {"proxy": free_port(), "admin": free_port()}
-    hashing = "\n".join(f"{k} = {v}" for k, v in CHEAP_HASHING.items())
     path = directory / "keystile.toml"
-    path.write_text(
-        f"""
-[proxy]
-listen = "127.0.0.1:{ports["proxy"]}"
-[admin]
-listen = "127.0.0.1:{ports["admin"]}"
-[redis]
-data_dir = "{directory / "data"}"
-[hashing]
-{hashing}
-[log]
-format = "text"
-[[apis]]
-name = "orders"
-prefix = "/orders"
-upstream = "http://127.0.0.1:9"
-"""
-    )
-    return path, ports
+    return path, processkit.write_config(path, "http://127.0.0.1:9")
 
 
 def workers_of(pid: int) -> set[int]:
@@ -74,59 +51,6 @@ def alive(pids: set[int]) -> set[int]:
     return running
 
 
-@asynccontextmanager
-async def serving(
-    config: Path, port: int, workers: int
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        KEYSTILE, "serve", "--config", str(config), "--workers", str(workers),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        await _wait_ready(port, process)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
-
-
-async def _wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
-    url = f"http://127.0.0.1:{port}/_keystile/readyz"
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if process.returncode is not None:
-                assert process.stderr is not None
-                raise AssertionError((await process.stderr.read()).decode())
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("keystile serve did not become ready")
-
-
-async def bootstrap(config: Path) -> str:
-    process = await asyncio.create_subprocess_exec(
-        KEYSTILE, "bootstrap", "--config", str(config), "--user", "root",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    return out.decode().strip()
-
-
-async def admin(port: int, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/admin/v1{path}"
-    headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as r:
-        assert r.status in (200, 201), await r.text()
-        result: dict[str, Any] = await r.json()
-        return result
-
-
 async def statuses(port: int, token: str, connections: int) -> list[int]:
     """The forward-auth answer for ``token`` over that many new connections."""
     url = f"http://127.0.0.1:{port}/_keystile/check"
@@ -145,16 +69,16 @@ async def statuses(port: int, token: str, connections: int) -> list[int]:
 async def test_workers_share_ports_and_a_revoke_reaches_them_all(tmp_path: Path) -> None:
     """Two workers answer on one port; a token revoked through the admin API stops on both."""
     config, ports = write_config(tmp_path)
-    async with serving(config, ports["proxy"], workers=2) as process:
+    async with serving(config, ports["proxy"], "--workers", "2") as process:
         assert len(workers_of(process.pid)) == 2
         root = await bootstrap(config)
-        await admin(ports["admin"], "/users", root, {"username": "svc"})
-        created = await admin(
+        await admin_post(ports["admin"], "/users", root, {"username": "svc"})
+        created = await admin_post(
             ports["admin"], "/tokens", root, {"user": "svc", "access": {"orders": "read"}}
         )
         assert await statuses(ports["proxy"], created["token"], 12) == [200] * 12
 
-        await admin(ports["admin"], f"/tokens/{created['client_id']}/revoke", root, {})
+        await admin_post(ports["admin"], f"/tokens/{created['client_id']}/revoke", root, {})
 
         deadline = time.monotonic() + 2.0  # the event takes milliseconds; CI machines vary
         while (answers := await statuses(ports["proxy"], created["token"], 12)) != [401] * 12:
@@ -165,7 +89,7 @@ async def test_workers_share_ports_and_a_revoke_reaches_them_all(tmp_path: Path)
 async def test_sigterm_stops_every_worker_then_the_embedded_store(tmp_path: Path) -> None:
     """SIGTERM to serve ends its workers and its embedded Redis, and exits 0."""
     config, ports = write_config(tmp_path)
-    async with serving(config, ports["proxy"], workers=2) as process:
+    async with serving(config, ports["proxy"], "--workers", "2") as process:
         workers = workers_of(process.pid)
 
         process.send_signal(signal.SIGTERM)

@@ -1,0 +1,111 @@
+"""Running the installed ``keystile`` command as real processes, for the CLI tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.support import CHEAP_HASHING, free_port
+
+KEYSTILE = str(Path(sys.executable).parent / "keystile")
+
+
+def write_config(path: Path, upstream: str, redis_url: str | None = None) -> dict[str, int]:
+    """A config on free ports with one API, ``orders``; embedded store beside ``path``."""
+    ports = {"proxy": free_port(), "admin": free_port()}
+    redis_lines = f'url = "{redis_url}"' if redis_url else f'data_dir = "{path.parent / "data"}"'
+    hashing = "\n".join(f"{k} = {v}" for k, v in CHEAP_HASHING.items())
+    path.write_text(
+        f"""
+[proxy]
+listen = "127.0.0.1:{ports["proxy"]}"
+[admin]
+listen = "127.0.0.1:{ports["admin"]}"
+[redis]
+{redis_lines}
+[hashing]
+{hashing}
+[log]
+format = "text"
+[[apis]]
+name = "orders"
+prefix = "/orders"
+upstream = "{upstream}"
+"""
+    )
+    return ports
+
+
+async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run ``keystile ARGS`` to completion: exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        KEYSTILE, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@asynccontextmanager
+async def serving(
+    config: Path, proxy_port: int, *extra: str, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``keystile serve`` until its readyz answers 200; terminated on exit."""
+    process = await asyncio.create_subprocess_exec(
+        KEYSTILE, "serve", "--config", str(config), *extra,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    try:
+        await wait_ready(proxy_port, process)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+
+
+async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
+    url = f"http://127.0.0.1:{port}/_keystile/readyz"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            if process.returncode is not None:
+                assert process.stderr is not None
+                raise AssertionError((await process.stderr.read()).decode())
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("keystile serve did not become ready")
+
+
+async def bootstrap(config: Path, user: str = "root") -> str:
+    """The admin token ``keystile bootstrap`` prints, checked to be alone on its line."""
+    code, out, err = await run("bootstrap", "--config", str(config), "--user", user)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 1, out
+    assert lines[0].startswith("ks_"), out
+    return lines[0]
+
+
+async def admin_post(port: int, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST to the admin API; asserts a 200 or 201 and answers the JSON body."""
+    url = f"http://127.0.0.1:{port}/admin/v1{path}"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as r:
+        assert r.status in (200, 201), await r.text()
+        result: dict[str, Any] = await r.json()
+        return result
