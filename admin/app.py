@@ -19,7 +19,7 @@ from admin import openapi, views_me, views_people, views_tokens
 from admin.auth import AdminVerifier
 from admin.schema import Rules
 from admin.service import Service
-from admin.state import CONFIG, INDEX, REDIS_URL, RULES, SERVICE, STORE, VERIFIER
+from admin.state import CONFIG, INDEX, REDIS_URL, RULES, SERVICE, STORE, VERIFIER, WARM_INDEX
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar import verification
@@ -45,22 +45,26 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[VERIFIER] = AdminVerifier(shared.verifier)
         app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
         app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
-        # Load the listing index now rather than on the first GET /tokens (seconds at 100k).
-        warm_up = asyncio.create_task(app[INDEX].warm_up())
+        # Load the listing index now rather than on the first GET /tokens (seconds at
+        # 100k tokens), in one process only: with --workers the others load it when
+        # a list reaches them, so N proxy workers do not each hold a copy for nothing.
+        warm_ups = [asyncio.create_task(app[INDEX].warm_up())] if app[WARM_INDEX] else []
         yield
-        warm_up.cancel()
-        await asyncio.gather(warm_up, return_exceptions=True)
+        for task in warm_ups:
+            task.cancel()
+        await asyncio.gather(*warm_ups, return_exceptions=True)
         await app[INDEX].close()
         await client.aclose()
 
 
-def build_admin_app(config: Config, redis_url: str) -> web.Application:
+def build_admin_app(config: Config, redis_url: str, *, warm_index: bool = True) -> web.Application:
     app = web.Application(
         middlewares=[json_errors(config.proxy.retry_after), store_errors],
         client_max_size=config.admin.max_body_bytes,
     )
     app[CONFIG] = config
     app[REDIS_URL] = redis_url
+    app[WARM_INDEX] = warm_index
     app[RULES] = Rules.from_config(config)
     app.cleanup_ctx.append(_store_ctx)
     app.router.add_routes(views_tokens.routes)

@@ -104,11 +104,16 @@ async def serve(config: Config) -> None:
         await serve_on(config, url)
 
 
-async def serve_on(config: Config, url: str, *, reuse_port: bool = False) -> None:
+async def serve_on(
+    config: Config, url: str, *, reuse_port: bool = False, warm_index: bool = True
+) -> None:
     """Run both listeners on the store at ``url``; ``reuse_port`` for one of several workers."""
     # One cache, argon2 pool and invalidation listener for both listeners of this process.
     shared = Verification(config, url)
-    proxy_app, admin_app = build_proxy_app(config, url), build_admin_app(config, url)
+    proxy_app, admin_app = (
+        build_proxy_app(config, url),
+        build_admin_app(config, url, warm_index=warm_index),
+    )
     proxy_app[SHARED] = admin_app[SHARED] = shared
     proxy = ProxyRunner(proxy_app)
     admin = QuietRunner(admin_app)  # admin callers send credentials too: never echo them

@@ -18,3 +18,5 @@ VERIFIER = web.AppKey("verifier", AdminVerifier)
 SERVICE = web.AppKey("service", Service)
 INDEX = web.AppKey("index", TokenIndex)
 RULES = web.AppKey("rules", Rules)
+#: Whether this process loads the token index at start (one process of several does).
+WARM_INDEX = web.AppKey("warm_index", bool)

@@ -81,11 +81,11 @@ def share_of_cores(config: Config, count: int) -> Config:
     return replace(config, hashing=replace(config.hashing, threads=threads))
 
 
-def worker_main(config: Config, url: str) -> None:
+def worker_main(config: Config, url: str, index: int) -> None:
     """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
     logs.setup(config.log)
     try:
-        run(runtime.serve_on(config, url, reuse_port=True))
+        run(runtime.serve_on(config, url, reuse_port=True, warm_index=index == 0))
     except runtime.StartError as exc:
         print(f"keystile: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -105,7 +105,7 @@ class Supervisor:
     def start_one(self, index: int) -> None:
         process = self._context.Process(
             target=worker_main,
-            args=(share_of_cores(self.config, self.count), self.url),
+            args=(share_of_cores(self.config, self.count), self.url, index),
             name=f"keystile-worker-{index}",
         )
         process.start()
