@@ -9,6 +9,13 @@ name. When nothing changed (the generation counter did not move) that costs
 one round trip. If the last entry it saw is gone from the stream (a new or
 flushed Redis), the index loads everything again.
 
+A full load shares the event loop with the proxy listener of the same
+process, so it never holds it for long: it reads the ids in ZSCAN batches,
+sorts them a first character at a time, and reads and builds the rows
+``ROWS_PER_CALL`` at a time, letting the loop run between every step. List
+calls wait for the load (they hold the lock it runs under); proxied requests
+do not.
+
 ``last_used_at`` is written by the proxy without a recorded change; the index
 refreshes that column in the background, at most once per
 ``tokens.last_used_interval`` (the precision the spec promises for it
@@ -25,7 +32,7 @@ from collections.abc import Mapping
 
 from admin.search import Row
 from sidecar.errors import StoreUnavailable
-from sidecar.lifecycle import AdminStore
+from sidecar.lifecycle import ROWS_PER_CALL, AdminStore
 
 log = logging.getLogger("keystile.admin.index")
 
@@ -40,6 +47,8 @@ class TokenIndex:
         self.generation = -1
         self.position = "0-0"
         self.last_used_read = 0.0
+        #: (tokens read, tokens to read) while a full load runs, for logs and tests.
+        self.loading: tuple[int, int] | None = None
         self._lock = asyncio.Lock()
         self._refreshing: asyncio.Future[None] | None = None
 
@@ -62,13 +71,47 @@ class TokenIndex:
             log.warning("the token index could not be loaded yet; the first list will try")
 
     async def _load(self) -> None:
+        """Read every token again, a chunk per round trip, letting the loop run in between.
+
+        The proxy listener shares this process's event loop: a load that decoded
+        a million rows in one go would hold every proxied request for seconds.
+        The position is read first, so the catch-up after the load re-reads
+        whatever changed while it ran.
+        """
+        began = time.monotonic()
         generation, position = await self.store.audit_position()
-        client_ids = sorted(await self.store.token_ids())
-        raws = await self.store.token_rows(client_ids)
-        rows = [Row.from_fields(raw) for raw in raws if raw]
+        client_ids = await self._sorted_ids()
+        self.loading = (0, len(client_ids))
+        rows: list[Row] = []
+        for start in range(0, len(client_ids), ROWS_PER_CALL):
+            raws = await self.store.token_rows(client_ids[start : start + ROWS_PER_CALL])
+            rows.extend(Row.from_fields(raw) for raw in raws if raw)
+            self.loading = (start + len(raws), len(client_ids))
+            await asyncio.sleep(0)
         self.client_ids, self.rows = [row.client_id for row in rows], rows
         self.generation, self.position = generation, position
         self.last_used_read = time.monotonic()
+        self.loading = None
+        log.info(
+            "token index loaded",
+            extra={"fields": {"tokens": len(rows), "seconds": round(time.monotonic() - began, 2)}},
+        )
+
+    async def _sorted_ids(self) -> list[str]:
+        """Every client_id once, sorted, without one long sort: by first character, then within."""
+        buckets: dict[str, set[str]] = {}
+        async for batch in self.store.token_id_batches():
+            for client_id in batch:
+                bucket = buckets.get(client_id[:1])
+                if bucket is None:
+                    bucket = buckets[client_id[:1]] = set()
+                bucket.add(client_id)
+            await asyncio.sleep(0)
+        client_ids: list[str] = []
+        for first in sorted(buckets):
+            client_ids.extend(sorted(buckets.pop(first)))
+            await asyncio.sleep(0)
+        return client_ids
 
     async def _catch_up(self) -> None:
         generation, position, marks = await self.store.change_marks(self.position)
@@ -105,13 +148,15 @@ class TokenIndex:
 
     async def _refresh_last_used(self) -> None:
         rows = list(self.rows)
-        try:
-            values = await self.store.last_used([row.client_id for row in rows])
-        except StoreUnavailable:
-            log.warning("last_used_at could not be refreshed; the list keeps older values")
-            return
-        for row, value in zip(rows, values, strict=True):
-            row.set_last_used(value)
+        for start in range(0, len(rows), ROWS_PER_CALL):
+            chunk = rows[start : start + ROWS_PER_CALL]
+            try:
+                values = await self.store.last_used([row.client_id for row in chunk])
+            except StoreUnavailable:
+                log.warning("last_used_at could not be refreshed; the list keeps older values")
+                return
+            for row, value in zip(chunk, values, strict=True):
+                row.set_last_used(value)
 
     async def close(self) -> None:
         if self._refreshing is not None:

@@ -15,7 +15,7 @@ in use, revoked for good).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio.client import Pipeline
@@ -36,6 +36,9 @@ ROW_FIELDS = (
     "expires_at",
     "last_used_at",
 )
+#: Tokens read per Lua call: large enough to amortise the round trip, small
+#: enough that the script holds Redis, and decoding holds the caller, for a few ms.
+ROWS_PER_CALL = 2000
 
 
 class Missing(Exception):
@@ -57,19 +60,31 @@ class AdminStore(RedisStore):
             raws = await pipe.execute()
         return [Token.from_fields(_strs(raw)) if raw else None for raw in raws]
 
-    async def token_ids(self) -> list[str]:
-        async with self._guard():
-            return _texts(await self.redis.zrange(keys.TOKENS, 0, -1))
+    async def token_id_batches(self, count: int = ROWS_PER_CALL) -> AsyncIterator[list[str]]:
+        """Every token's client_id, in batches of about ``count``, in no order (ZSCAN).
+
+        A batch may repeat an id. Every token present from the first batch to
+        the last is in one; a token created or deleted meanwhile may or may not
+        be. Each batch is one round trip, so a caller can let other work run
+        between them rather than decode a million ids at once.
+        """
+        cursor = 0
+        while True:
+            async with self._guard():
+                cursor, pairs = await self.redis.zscan(keys.TOKENS, cursor, count=count)
+            yield [str(member) for member, _ in pairs]
+            if cursor == 0:
+                return
 
     async def token_rows(self, client_ids: Sequence[str]) -> list[dict[str, str] | None]:
         """The listing fields (no hash) of many tokens, in order; None where one is gone.
 
-        One Lua call per 2,000 tokens: a pipeline of 100,000 HMGETs spends
-        seconds in redis-py packing and unpacking commands, the script a fraction.
+        One Lua call per ``ROWS_PER_CALL`` tokens: a pipeline of 100,000 HMGETs
+        spends seconds in redis-py packing and unpacking commands, the script a fraction.
         """
         rows: list[dict[str, str] | None] = []
-        for start in range(0, len(client_ids), 2000):
-            chunk = [keys.token(client_id) for client_id in client_ids[start : start + 2000]]
+        for start in range(0, len(client_ids), ROWS_PER_CALL):
+            chunk = [keys.token(c) for c in client_ids[start : start + ROWS_PER_CALL]]
             async with self._guard():
                 values: Any = await self.redis.eval(_ROWS_SCRIPT, len(chunk), *chunk, *ROW_FIELDS)
             for row in values:
@@ -77,10 +92,10 @@ class AdminStore(RedisStore):
         return rows
 
     async def last_used(self, client_ids: Sequence[str]) -> list[str | None]:
-        """``last_used_at`` of many tokens, in order, one Lua call per 2,000."""
+        """``last_used_at`` of many tokens, in order, one Lua call per ``ROWS_PER_CALL``."""
         values: list[str | None] = []
-        for start in range(0, len(client_ids), 2000):
-            chunk = [keys.token(client_id) for client_id in client_ids[start : start + 2000]]
+        for start in range(0, len(client_ids), ROWS_PER_CALL):
+            chunk = [keys.token(c) for c in client_ids[start : start + ROWS_PER_CALL]]
             async with self._guard():
                 rows: Any = await self.redis.eval(_ROWS_SCRIPT, len(chunk), *chunk, "last_used_at")
             values.extend(row[0] or None for row in rows)

@@ -7,11 +7,18 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from admin.app import build_admin_app
+from admin.state import INDEX
+from sidecar import clock, keys, tokenformat
+from sidecar.app import build_proxy_app
+from sidecar.models import Token
+from sidecar.store import RedisStore
 from tests.adminkit import Harness, harness
-from tests.support import free_port, seed_token
+from tests.support import free_port, make_config, seed_token
 
 
 @pytest.fixture
@@ -88,3 +95,90 @@ async def test_last_used_order_follows_the_proxys_writes(redis_url: str) -> None
                 break
 
     assert first == used["client_id"]
+
+
+async def _seed_many(redis_url: str, count: int, user: str) -> None:
+    """``count`` tokens nobody can present, written in pipelines as the store writes them."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    now = clock.now()
+    template = Token(
+        client_id="",
+        user=user,
+        secret_hash="$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        created_at=clock.to_rfc3339(now),
+        expires_at=clock.to_rfc3339(clock.add_months(now, 6)),
+        access={"orders": "read"},
+    ).to_fields()
+    try:
+        for start in range(0, count, 5000):
+            ids = [tokenformat.new_client_id() for _ in range(min(5000, count - start))]
+            async with client.pipeline(transaction=False) as pipe:
+                for index, client_id in enumerate(ids):
+                    fields = dict(template, client_id=client_id, description=f"filler {index}")
+                    pipe.hset(keys.token(client_id), mapping=fields)
+                pipe.zadd(keys.TOKENS, {client_id: 1 for client_id in ids})
+                pipe.sadd(keys.ISSUED_IDS, *ids)
+                pipe.sadd(keys.user_tokens(user), *ids)
+                await pipe.execute()
+    finally:
+        await client.aclose()
+
+
+async def _empty(_: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+async def test_a_proxied_request_is_answered_while_a_large_index_loads(redis_url: str) -> None:
+    """Half-way through loading 40,000 tokens, the proxy sharing the loop still answers at once."""
+    upstream = web.Application()
+    upstream.router.add_get("/{tail:.*}", _empty)
+    upstream_server = TestServer(upstream, port=free_port())
+    await upstream_server.start_server()
+    api = {"name": "orders", "prefix": "/orders", "upstream": str(upstream_server.make_url("/"))}
+    config = make_config(redis_url, [api])
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    used = await seed_token(RedisStore(client), config, user="alice", access={"orders": "read"})
+    root = await seed_token(RedisStore(client), config, user="root", access={"admin": "full"})
+    await client.aclose()
+    await _seed_many(redis_url, 40_000, "alice")
+    proxy = TestServer(build_proxy_app(config, redis_url), port=free_port())
+    admin = TestServer(build_admin_app(config, redis_url), port=free_port())
+    await proxy.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            proxied = str(proxy.make_url("/orders/x"))
+            bearer = {"Authorization": f"Bearer {used.bearer}"}
+            async with session.get(proxied, headers=bearer) as first:
+                assert first.status == 200  # now cached
+            await admin.start_server()  # starts loading the index, on this same loop
+            index = admin.app[INDEX]
+            base = str(admin.make_url("")).rstrip("/")
+            listing = asyncio.ensure_future(_list_total(session, base, root.bearer))
+            async with asyncio.timeout(60):  # a load that never gets there fails, not hangs
+                # Polled: the load's progress is an attribute, no event to wait on.
+                while index.generation < 0 and (index.loading or (0, 1))[0] * 2 < 40_002:  # noqa: ASYNC110
+                    await asyncio.sleep(0)
+            read_before = index.loading
+
+            async with session.get(proxied, headers=bearer) as during:
+                status = during.status
+                read_after = index.loading
+                listed_already = listing.done()
+            total = await listing
+    finally:
+        await admin.close()
+        await proxy.close()
+        await upstream_server.close()
+
+    assert read_before is not None  # half the tokens read, the rest to come
+    assert status == 200
+    assert read_after is not None  # answered before the load finished
+    assert not listed_already  # the list waits for the whole index
+    assert total == 40_002
+
+
+async def _list_total(session: aiohttp.ClientSession, base: str, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.get(f"{base}/admin/v1/tokens?limit=1", headers=headers) as resp:
+        body = await resp.json()
+    return int(body["total"])
