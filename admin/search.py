@@ -28,6 +28,7 @@ from sidecar.policy import Level, effective_level
 #: Sorts after every role name, and after every timestamp as a number: where nulls go.
 LAST = "\uffff"
 LAST_NUMBER = 10**15
+_LAST_NEGATED = -LAST_NUMBER
 
 
 def timestamp_number(timestamp: str | None) -> int:
@@ -82,22 +83,27 @@ class Row:
             description_key=description.lower(),
             role_key=role or LAST,
             created_n=(created := timestamp_number(raw.get("created_at"))),
-            created_neg=-created,
+            created_neg=_negated(created),
             expires_n=(expires := timestamp_number(raw.get("expires_at"))),
-            expires_neg=-expires,
+            expires_neg=_negated(expires),
             last_used_n=(last_used := timestamp_number(raw.get("last_used_at"))),
-            last_used_neg=-last_used,
+            last_used_neg=_negated(last_used),
         )
 
     def set_last_used(self, value: str | None) -> None:
         self.last_used_n = timestamp_number(value)
-        self.last_used_neg = -self.last_used_n
+        self.last_used_neg = _negated(self.last_used_n)
 
     def status(self, now: int) -> str:
         """Derived at ``now`` (a ``timestamp_number``): expired from its expiry second on."""
         if self.revoked:
             return "revoked"
         return "expired" if self.expires_n <= now else "active"
+
+
+def _negated(number: int) -> int:
+    """``-number``, sharing one object for every null (most tokens were never used)."""
+    return _LAST_NEGATED if number == LAST_NUMBER else -number
 
 
 @functools.lru_cache(maxsize=4096)
