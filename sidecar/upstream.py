@@ -13,6 +13,7 @@ keeps flowing is never cut, while an upstream that stops answering is.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -59,6 +60,12 @@ def session(connections: int = 0) -> aiohttp.ClientSession:
     return client
 
 
+@functools.lru_cache(maxsize=256)
+def read_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """One immutable timeout per configured value, not one per request."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+
+
 async def forward(
     request: web.Request,
     client: aiohttp.ClientSession,
@@ -73,7 +80,6 @@ async def forward(
     """Send the request upstream and relay its answer; ``on_headers`` gets the latency."""
     limit = BodyLimit(max_body_bytes)
     data = limit.stream(request.content) if request.body_exists else None
-    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
     started = time.perf_counter()
     try:
         async with client.request(
@@ -82,7 +88,7 @@ async def forward(
             headers=CIMultiDict(headers),
             data=data,
             allow_redirects=False,
-            timeout=client_timeout,
+            timeout=read_timeout(timeout),
         ) as upstream:
             on_headers(time.perf_counter() - started)
             return await _relay(request, upstream, rewrite_response)
