@@ -46,6 +46,11 @@ def answer(payload: Mapping[str, Any], status: int = 200) -> web.Response:
     return web.json_response(dict(payload), status=status, headers=NO_STORE)
 
 
+def no_content() -> web.Response:
+    """204, for a deletion."""
+    return web.Response(status=204, headers=NO_STORE)
+
+
 def client_id_of(request: web.Request) -> str:
     client_id = request.match_info["client_id"]
     if not tokenformat.looks_like_client_id(client_id):

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from admin.authz import ADMIN_API
 from admin.errors import BadRequest
 from sidecar import clock
 from sidecar.config import Config
 from sidecar.models import ROLE_NAME, USERNAME
 from sidecar.policy import LEVELS, WILDCARD
 
-ADMIN_API = "admin"
 MAX_DESCRIPTION = 1000
 MAX_DISPLAY_NAME = 200
 MAX_EMAIL = 254

@@ -19,6 +19,7 @@ from admin.common import (
     caller,
     client_id_of,
     issued_view,
+    no_content,
     read_body,
     token_page,
     token_view,
@@ -36,7 +37,7 @@ async def me(request: web.Request) -> web.Response:
     found = await caller(request)
     store = request.app[STORE]
     user = await store.get_user(found.username)
-    (token,) = await store.tokens([found.client_id])
+    token = await store.get_token(found.client_id)
     if user is None or token is None:  # deleted in the last instant
         raise NotFound("the calling token no longer exists")
     apis = [api.name for api in request.app[CONFIG].apis] + [ADMIN_API]
@@ -78,4 +79,4 @@ async def delete_my_token(request: web.Request) -> web.Response:
     found = await caller(request)
     client_id = client_id_of(request)
     await request.app[STORE].delete_tokens([client_id], found.username, owner=found.username)
-    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+    return no_content()

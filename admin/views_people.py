@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from admin import queries, schema
-from admin.common import admin_caller, answer, listed, read_body
+from admin.common import admin_caller, answer, listed, no_content, read_body
 from admin.errors import NotFound
 from admin.state import CONFIG, RULES, STORE
 from sidecar import clock
@@ -89,7 +89,7 @@ async def patch_user(request: web.Request) -> web.Response:
 async def delete_user(request: web.Request) -> web.Response:
     caller = await admin_caller(request)
     await request.app[STORE].delete_user(_username_of(request), caller.username)
-    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+    return no_content()
 
 
 @routes.get(f"{BASE}/roles")
@@ -121,7 +121,7 @@ async def get_role(request: web.Request) -> web.Response:
 async def delete_role(request: web.Request) -> web.Response:
     caller = await admin_caller(request)
     await request.app[STORE].delete_role(_role_of(request), caller.username)
-    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+    return no_content()
 
 
 @routes.get(f"{BASE}/apis")

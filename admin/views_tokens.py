@@ -11,6 +11,7 @@ from admin.common import (
     client_id_of,
     issued_view,
     listed,
+    no_content,
     read_body,
     token_page,
     token_view,
@@ -74,7 +75,7 @@ def _missing_in_list(client_ids: list[str], client_id: str) -> BadRequest:
 @routes.get(BASE + "/{client_id}")
 async def get_token(request: web.Request) -> web.Response:
     await admin_caller(request)
-    (token,) = await request.app[STORE].tokens([client_id_of(request)])
+    token = await request.app[STORE].get_token(client_id_of(request))
     if token is None:
         raise NotFound("no token has this client_id")
     return answer(token_view(token))
@@ -93,7 +94,7 @@ async def patch_token(request: web.Request) -> web.Response:
 async def delete_token(request: web.Request) -> web.Response:
     caller = await admin_caller(request)
     await request.app[STORE].delete_tokens([client_id_of(request)], caller.username)
-    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+    return no_content()
 
 
 @routes.post(BASE + "/{client_id}/regenerate")

@@ -150,10 +150,12 @@ class AdminStore(RedisStore):
 
     async def history(self, client_id: str) -> list[dict[str, Any]]:
         """Every recorded change of a token ever issued, oldest first (kept after deletion)."""
-        async with self._guard():
-            if not await self.redis.sismember(keys.ISSUED_IDS, client_id):
-                raise Missing(client_id)
-            raw = await self.redis.lrange(keys.token_history(client_id), 0, -1)
+        async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(keys.ISSUED_IDS, client_id)
+            pipe.lrange(keys.token_history(client_id), 0, -1)
+            issued, raw = await pipe.execute()
+        if not issued:
+            raise Missing(client_id)
         return [json.loads(entry) for entry in raw]
 
     async def audit(self, since_ms: int | None, limit: int) -> list[dict[str, Any]]:
@@ -206,10 +208,7 @@ class AdminStore(RedisStore):
             if not raw:
                 raise Missing(username)
             user = User.from_fields(_strs(raw))
-            client_ids = sorted(_texts(await pipe.smembers(keys.user_tokens(username))))
-            # A token changed meanwhile (say, its role) must not be deleted from a stale copy.
-            await pipe.watch(*[keys.token(client_id) for client_id in client_ids], *watched)
-            tokens = [t for t in await self.tokens(client_ids) if t is not None]
+            tokens = await self._watched_user_tokens(pipe, username, watched)
             pipe.multi()
             for token in tokens:
                 self._write_token_deletion(pipe, token, actor)
@@ -312,13 +311,20 @@ class AdminStore(RedisStore):
         async def body(pipe: Pipeline) -> list[Token]:
             if not await pipe.exists(keys.user(username)):
                 raise Conflict(f"user {username!r} does not exist", field="user")
-            client_ids = sorted(_texts(await pipe.smembers(keys.user_tokens(username))))
-            await pipe.watch(*[keys.token(client_id) for client_id in client_ids], *watched)
-            found = [t for t in await self.tokens(client_ids) if t is not None]
+            found = await self._watched_user_tokens(pipe, username, watched)
             pipe.multi()
             return self._queue_revocations(pipe, found, actor)
 
         return await self.transaction(watched, body)
+
+    async def _watched_user_tokens(
+        self, pipe: Pipeline, username: str, watched: list[str]
+    ) -> list[Token]:
+        """The user's tokens, each WATCHed with ``watched`` before it is read."""
+        client_ids = sorted(_texts(await pipe.smembers(keys.user_tokens(username))))
+        # A token changed meanwhile (say, its role) must not be written from a stale copy.
+        await pipe.watch(*[keys.token(client_id) for client_id in client_ids], *watched)
+        return [t for t in await self.tokens(client_ids) if t is not None]
 
     def _queue_revocations(self, pipe: Pipeline, found: Iterable[Token], actor: str) -> list[Token]:
         now = clock.to_rfc3339(clock.now())
