@@ -34,6 +34,11 @@ def middleware() -> Middleware:
     async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
         name = request.app[CONFIG].headers.request_id
         outcome = Outcome(headers.request_id(request.headers.get(name), uuid.uuid4().hex))
+        outcome.client = headers.client_address(
+            request.remote or "",
+            request.headers.getall("X-Forwarded-For", []),
+            request.app[CONFIG].proxy.trusted_hops,
+        )
         request[OUTCOME] = outcome
         started = time.perf_counter()
         status = CLIENT_CLOSED
@@ -65,10 +70,6 @@ def _record(request: web.Request, outcome: Outcome, status: int, seconds: float)
         "latency_ms": round(seconds * 1000, 2),
         "outcome": outcome.outcome,
         "reason": outcome.reason or None,
-        "client": headers.client_address(
-            request.remote or "",
-            request.headers.getall("X-Forwarded-For", []),
-            request.app[CONFIG].proxy.trusted_hops,
-        ),
+        "client": outcome.client,
     }
     log.info("request", extra={"fields": fields})

@@ -225,14 +225,10 @@ async def _continue(request: web.Request) -> None:
 
 def _upstream_headers(request: web.Request, decision: Decision) -> list[tuple[str, str]]:
     config = request.app[CONFIG]
-    verified = decision.verified
-    identity = headers.Identity(
-        verified.username, verified.client_id, verified.role, decision.level.value
-    )
     return headers.upstream_request(
         list(request.headers.items()),
         config.headers,
-        identity,
+        decision.identity,
         forward_credential=decision.route.api.forward_credential,
         peer=request.remote or "",
         scheme=request.scheme,

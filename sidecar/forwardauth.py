@@ -50,11 +50,8 @@ async def check(request: web.Request) -> web.Response:
     except (NotFound, InvalidRequest):
         raise InsufficientScope(outcome_of(request).reason) from None
     outcome_of(request).outcome = "allowed"
-    identity = headers.Identity(
-        verified.username, verified.client_id, verified.role, decision.level.value
-    )
     response = web.Response(status=200)
-    for name, value in headers.identity_headers(request.app[CONFIG].headers, identity):
+    for name, value in headers.identity_headers(request.app[CONFIG].headers, decision.identity):
         response.headers[name] = value
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -33,6 +33,12 @@ class Decision:
     route: routing.Route
     level: Level
 
+    @property
+    def identity(self) -> headers.Identity:
+        """What the identity headers say about this request."""
+        v = self.verified
+        return headers.Identity(v.username, v.client_id, v.role, self.level.value)
+
 
 async def authenticate(request: web.Request) -> Verified:
     config = request.app[CONFIG]
@@ -46,9 +52,7 @@ async def authenticate(request: web.Request) -> Verified:
             request.headers.getall(names.credential_client_secret, []),
         )
         # The client's address keys the wrong-secret limit (429), as in the access log.
-        forwarded = request.headers.getall("X-Forwarded-For", [])
-        peer = headers.client_address(request.remote or "", forwarded, config.proxy.trusted_hops)
-        verified = await request.app[VERIFIER].verify(presented, peer)
+        verified = await request.app[VERIFIER].verify(presented, outcome_of(request).client)
     except KeystileError as error:
         if isinstance(error, StoreUnavailable):
             metrics.store_errors.inc()

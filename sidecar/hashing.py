@@ -77,7 +77,6 @@ class HashingPool:
 
     def __init__(self, hasher: Hasher, threads: int, queue_size: int) -> None:
         self.hasher = hasher
-        self.threads = threads
         self.limit = threads + queue_size
         #: Jobs submitted and not finished (running or queued).
         self.pending = 0

@@ -11,6 +11,7 @@ module: lists of (name, value) pairs in, lists out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -82,17 +83,9 @@ def upstream_request(
     if trusted_hops > 0:
         scheme = _first(headers, "x-forwarded-proto") or scheme
         host = _first(headers, "x-forwarded-host") or host
-    identity_names = {fold(n) for n in (names.user, names.client_id, names.role, names.access)}
-    drop = set(identity_names) | METHOD_OVERRIDES | FORWARDED
-    # The upstream gets its own Host (as nginx does); the client's goes in X-Forwarded-Host.
-    # Expect is answered here (100 Continue once the credential passed), not upstream.
-    drop |= {fold(names.request_id), "via", "host", "expect"}
-    if not forward_credential:
-        drop |= {"authorization", fold(names.credential_client_id)}
-        drop |= {fold(names.credential_client_secret)}
     prior_for = [v for n, v in headers if n.lower() == "x-forwarded-for"]
     prior_via = [v for n, v in headers if n.lower() == "via"]
-    out = _end_to_end(headers, frozenset(drop))
+    out = _end_to_end(headers, _request_drop(names, forward_credential))
     out.append(("X-Forwarded-For", ", ".join([*prior_for, peer])))
     out.append(("X-Forwarded-Proto", scheme))
     out.append(("X-Forwarded-Host", host))
@@ -100,6 +93,25 @@ def upstream_request(
     out.append((names.request_id, request_id))
     out.extend(identity_headers(names, identity))
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _request_drop(names: HeadersConfig, forward_credential: bool) -> frozenset[str]:
+    """Fields never sent upstream as the client sent them (depends on the config only)."""
+    drop = {fold(n) for n in (names.user, names.client_id, names.role, names.access)}
+    drop |= METHOD_OVERRIDES | FORWARDED
+    # The upstream gets its own Host (as nginx does); the client's goes in X-Forwarded-Host.
+    # Expect is answered here (100 Continue once the credential passed), not upstream.
+    drop |= {fold(names.request_id), "via", "host", "expect"}
+    if not forward_credential:
+        drop |= {"authorization", fold(names.credential_client_id)}
+        drop |= {fold(names.credential_client_secret)}
+    return frozenset(drop)
+
+
+@functools.lru_cache(maxsize=64)
+def _response_drop(names: HeadersConfig) -> frozenset[str]:
+    return frozenset({fold(names.request_id), "via"})
 
 
 def _first(headers: Headers, name: str) -> str | None:
@@ -124,7 +136,7 @@ def downstream_response(headers: Headers, names: HeadersConfig, request_id: str)
     ``Via`` is appended to, as RFC 9110 section 7.6.3 asks of a proxy in both directions.
     """
     prior_via = [v for n, v in headers if n.lower() == "via"]
-    out = _end_to_end(headers, frozenset({fold(names.request_id), "via"}))
+    out = _end_to_end(headers, _response_drop(names))
     out.append(("Via", ", ".join([*prior_via, VIA])))
     out.append((names.request_id, request_id))
     return out

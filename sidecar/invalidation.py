@@ -97,7 +97,7 @@ class Listener:
             try:
                 await self._session()
             except (RedisError, OSError) as exc:
-                _reraise_cancellation(exc)
+                _raise_if_cancelled(exc)
                 self._flush("connection lost")
                 log.warning(
                     "invalidation subscription lost; retrying",
@@ -196,19 +196,16 @@ async def _next_message(pubsub: PubSub, wait: float) -> dict[str, Any] | None:
     return message
 
 
-def _reraise_cancellation(error: BaseException) -> None:
-    """redis-py may turn a cancellation into a connection error; keep it a cancellation."""
+def _raise_if_cancelled(cause: BaseException | None = None) -> None:
+    """Keep a cancellation a cancellation.
+
+    redis-py's reads can swallow one (it lands in their read timeout) or turn it
+    into a connection error (``cause``); the task stays marked as cancelling, so
+    look before each wait and after each error.
+    """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
-        raise asyncio.CancelledError from error
-
-
-def _raise_if_cancelled() -> None:
-    # redis-py's reads can swallow a cancellation (it lands in their read timeout):
-    # the task stays marked as cancelling, so look before each wait.
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+        raise asyncio.CancelledError from cause
 
 
 def _text(value: str | bytes) -> str:

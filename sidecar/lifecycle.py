@@ -77,29 +77,32 @@ class AdminStore(RedisStore):
                 return
 
     async def token_rows(self, client_ids: Sequence[str]) -> list[dict[str, str] | None]:
-        """The listing fields (no hash) of many tokens, in order; None where one is gone.
-
-        One Lua call per ``ROWS_PER_CALL`` tokens: a pipeline of 100,000 HMGETs
-        spends seconds in redis-py packing and unpacking commands, the script a fraction.
-        """
-        rows: list[dict[str, str] | None] = []
-        for start in range(0, len(client_ids), ROWS_PER_CALL):
-            chunk = [keys.token(c) for c in client_ids[start : start + ROWS_PER_CALL]]
-            async with self._guard():
-                values: Any = await self.redis.eval(_ROWS_SCRIPT, len(chunk), *chunk, *ROW_FIELDS)
-            for row in values:
-                rows.append(None if row[0] is None else dict(zip(ROW_FIELDS, row, strict=True)))
-        return rows
+        """The listing fields (no hash) of many tokens, in order; None where one is gone."""
+        return [
+            None if row[0] is None else dict(zip(ROW_FIELDS, row, strict=True))
+            for row in await self._token_fields(client_ids, ROW_FIELDS)
+        ]
 
     async def last_used(self, client_ids: Sequence[str]) -> list[str | None]:
-        """``last_used_at`` of many tokens, in order, one Lua call per ``ROWS_PER_CALL``."""
-        values: list[str | None] = []
+        """``last_used_at`` of many tokens, in order."""
+        return [row[0] or None for row in await self._token_fields(client_ids, ("last_used_at",))]
+
+    async def _token_fields(
+        self, client_ids: Sequence[str], fields: Sequence[str]
+    ) -> list[list[Any]]:
+        """``fields`` of many tokens (str, or None where unset), in order, one Lua call
+        per ``ROWS_PER_CALL`` tokens.
+
+        A pipeline of 100,000 HMGETs spends seconds in redis-py packing and
+        unpacking commands, the script a fraction.
+        """
+        rows: list[list[Any]] = []
         for start in range(0, len(client_ids), ROWS_PER_CALL):
             chunk = [keys.token(c) for c in client_ids[start : start + ROWS_PER_CALL]]
             async with self._guard():
-                rows: Any = await self.redis.eval(_ROWS_SCRIPT, len(chunk), *chunk, "last_used_at")
-            values.extend(row[0] or None for row in rows)
-        return values
+                values: Any = await self.redis.eval(_ROWS_SCRIPT, len(chunk), *chunk, *fields)
+            rows.extend(values)
+        return rows
 
     async def change_marks(self, after: str) -> tuple[int, str, list[tuple[str, str]] | None]:
         """The generation, the newest audit id, and ``(kind, target)`` of entries after ``after``.

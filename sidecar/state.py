@@ -38,6 +38,8 @@ class Outcome:
     outcome: str = "refused"
     #: Why it was refused or failed, in our words (never request bytes).
     reason: str = ""
+    #: The client's address (peer, or per proxy.trusted_hops): logs and the 429 limit.
+    client: str = ""
 
 
 OUTCOME = web.RequestKey("outcome", Outcome)
