@@ -100,7 +100,8 @@ class Supervisor:
         self.count = count
         self.stopping = threading.Event()
         self._context = multiprocessing.get_context("spawn")
-        self.workers: dict[BaseProcess, float] = {}  # process -> monotonic start time
+        #: process -> (its index, monotonic start time)
+        self.workers: dict[BaseProcess, tuple[int, float]] = {}
 
     def start_one(self, index: int) -> None:
         process = self._context.Process(
@@ -109,7 +110,7 @@ class Supervisor:
             name=f"keystile-worker-{index}",
         )
         process.start()
-        self.workers[process] = time.monotonic()
+        self.workers[process] = (index, time.monotonic())
 
     def watch(self) -> int:
         """Keep N workers running until signalled; answer the exit code."""
@@ -118,7 +119,7 @@ class Supervisor:
         log.info("workers started", extra={"fields": {"workers": self.count}})
         while not self.stopping.is_set():
             wait([p.sentinel for p in self.workers], timeout=0.2)
-            for process, started in list(self.workers.items()):
+            for process, (index, started) in list(self.workers.items()):
                 if process.is_alive() or self.stopping.is_set():
                     continue
                 del self.workers[process]
@@ -129,7 +130,8 @@ class Supervisor:
                     "worker died; starting another",
                     extra={"fields": {"worker": process.name, "exitcode": process.exitcode}},
                 )
-                self.start_one(len(self.workers))
+                # Same index: worker 0's successor warms the admin index again.
+                self.start_one(index)
         self.stop()
         return 0
 
