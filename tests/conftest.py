@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.store import RedisStore
+from tests.proxykit import Env, running
 from tests.support import RedisProcess
 
 
@@ -33,6 +34,13 @@ async def store(redis_url: str) -> AsyncIterator[RedisStore]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     yield RedisStore(client)
     await client.aclose()
+
+
+@pytest.fixture
+async def env(redis_url: str, store: RedisStore) -> AsyncIterator[Env]:
+    """A proxy on loopback in front of a real upstream, with seeded tokens (tests/proxykit.py)."""
+    async with running(redis_url, store) as started:
+        yield started
 
 
 @pytest.fixture

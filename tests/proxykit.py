@@ -231,8 +231,14 @@ async def running(
         await upstream.stop()
 
 
-async def raw_exchange(port: int, data: bytes, *, wait: float = 2.0) -> bytes:
-    """Send ``data`` on a fresh connection; everything read until close or ``wait``."""
+async def raw_exchange(
+    port: int, data: bytes, *, wait: float = 2.0, must_close: bool = False
+) -> bytes:
+    """Send ``data`` on a fresh connection; everything read until close or ``wait``.
+
+    With ``must_close``, a server that keeps the connection open for ``wait``
+    seconds fails the test instead of ending the read.
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
     await writer.drain()
@@ -242,7 +248,7 @@ async def raw_exchange(port: int, data: bytes, *, wait: float = 2.0) -> bytes:
             while chunk := await reader.read(65536):
                 received += chunk
     except TimeoutError:
-        pass
+        assert not must_close, "the server kept the connection open"
     writer.close()
     return received
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +10,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.processkit import (
-    KEYSTILE,
     admin_post,
     bootstrap,
     run,
     serving,
-    wait_ready,
     write_config,
 )
 from tests.support import free_port
@@ -117,13 +113,7 @@ async def test_environment_override_reaches_the_running_process(tmp_path: Path) 
     config = tmp_path / "keystile.toml"
     write_config(config, "http://127.0.0.1:9")
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        KEYSTILE, "serve", "--config", str(config),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "KEYSTILE_PROXY_LISTEN": f"127.0.0.1:{port}"},
-    )  # fmt: skip
-    try:
-        await wait_ready(port, process)
-    finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), 30) == 0
+    listen = {"KEYSTILE_PROXY_LISTEN": f"127.0.0.1:{port}"}
+    async with serving(config, port, env=listen) as process:
+        pass
+    assert process.returncode == 0

@@ -12,15 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sidecar.store import RedisStore
-from tests.proxykit import Env, running
+from tests.proxykit import Env
 from tests.support import free_port
-
-
-@pytest.fixture
-async def env(redis_url: str, store: RedisStore) -> AsyncIterator[Env]:
-    async with running(redis_url, store) as started:
-        yield started
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ async def replica(aiohttp_client: ClientFactory, redis_url: str) -> TestClient[A
     deadline = time.monotonic() + PATIENCE
     while cache.fresh_until <= time.monotonic() < deadline:  # noqa: ASYNC110 (no event to wait on)
         await asyncio.sleep(0.01)
+    assert cache.fresh_until > time.monotonic(), "the replica never got its cache lease"
     return client
 
 

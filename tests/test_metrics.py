@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -16,12 +15,6 @@ from sidecar.logs import JsonFormatter
 from sidecar.store import RedisStore
 from tests.proxykit import Env, running
 from tests.support import RedisProcess
-
-
-@pytest.fixture
-async def env(redis_url: str, store: RedisStore) -> AsyncIterator[Env]:
-    async with running(redis_url, store) as started:
-        yield started
 
 
 async def scrape(env: Env) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

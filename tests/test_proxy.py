@@ -17,12 +17,6 @@ CHALLENGE = 'Bearer realm="keystile"'
 
 
 @pytest.fixture
-async def env(redis_url: str, store: RedisStore) -> AsyncIterator[Env]:
-    async with running(redis_url, store) as started:
-        yield started
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(auto_decompress=False) as session:
         yield session

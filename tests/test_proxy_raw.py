@@ -9,19 +9,12 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from sidecar.store import RedisStore
-from tests.proxykit import Env, body_of, raw_exchange, running, status_of
-
-
-@pytest.fixture
-async def env(redis_url: str, store: RedisStore) -> AsyncIterator[Env]:
-    async with running(redis_url, store) as started:
-        yield started
+from tests.proxykit import Env, body_of, raw_exchange, status_of
 
 
 def request(
@@ -74,7 +67,7 @@ async def test_ambiguous_framing_is_refused_and_connection_closed(env: Env, fram
     smuggle = b"0\r\n\r\n" + SMUGGLED
     # No "Connection: close": the server must close on its own.
     sent = request(env, f"POST /orders/first HTTP/1.1\r\n{framing}", smuggle, close=False)
-    answer = await raw_exchange(env.proxy.port, sent)
+    answer = await raw_exchange(env.proxy.port, sent, wait=5, must_close=True)
     assert status_of(answer) in (400, 501)
     assert answer.count(b"HTTP/1.") == 1  # then the connection closed
     assert all("smuggled" not in seen.raw_path for seen in env.upstream.seen)

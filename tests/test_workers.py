@@ -13,7 +13,7 @@ import pytest
 
 from sidecar import embedded
 from tests import processkit
-from tests.processkit import KEYSTILE, admin_post, bootstrap, serving
+from tests.processkit import admin_post, bootstrap, run, serving
 from tests.support import CHEAP_HASHING
 
 pytestmark = pytest.mark.slow
@@ -107,15 +107,11 @@ async def test_port_in_use_stops_every_worker_with_the_key_named(tmp_path: Path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports["proxy"]))
         taken.listen()
-        process = await asyncio.create_subprocess_exec(
-            KEYSTILE, "serve", "--config", str(config), "--workers", "2",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 60)
+        code, _, err = await run("serve", "--config", str(config), "--workers", "2")
 
-    assert process.returncode == 1
-    assert "proxy.listen: cannot listen" in err.decode()
-    assert "Traceback" not in err.decode()
+    assert code == 1
+    assert "proxy.listen: cannot listen" in err
+    assert "Traceback" not in err
     assert not embedded.is_running(tmp_path / "data")
 
 
