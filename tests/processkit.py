@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,15 +17,27 @@ from tests.support import CHEAP_HASHING, free_port
 KEYSTILE = str(Path(sys.executable).parent / "keystile")
 
 
-def write_config(path: Path, upstream: str, redis_url: str | None = None) -> dict[str, int]:
-    """A config on free ports with one API, ``orders``; embedded store beside ``path``."""
+def write_config(
+    path: Path,
+    upstream: str,
+    redis_url: str | None = None,
+    *,
+    api: str = "orders",
+    max_body_bytes: int | None = None,
+) -> dict[str, int]:
+    """A config on free ports with one API, ``api`` at ``/api``; embedded store beside ``path``.
+
+    ``max_body_bytes`` sets the proxy's limit; without it the default holds.
+    """
     ports = {"proxy": free_port(), "admin": free_port()}
     redis_lines = f'url = "{redis_url}"' if redis_url else f'data_dir = "{path.parent / "data"}"'
+    body_line = f"max_body_bytes = {max_body_bytes}" if max_body_bytes is not None else ""
     hashing = "\n".join(f"{k} = {v}" for k, v in CHEAP_HASHING.items())
     path.write_text(
         f"""
 [proxy]
 listen = "127.0.0.1:{ports["proxy"]}"
+{body_line}
 [admin]
 listen = "127.0.0.1:{ports["admin"]}"
 [redis]
@@ -35,8 +47,8 @@ listen = "127.0.0.1:{ports["admin"]}"
 [log]
 format = "text"
 [[apis]]
-name = "orders"
-prefix = "/orders"
+name = "{api}"
+prefix = "/{api}"
 upstream = "{upstream}"
 """
     )
@@ -66,7 +78,7 @@ async def serving(
         env={**os.environ, **(env or {})},
     )  # fmt: skip
     try:
-        await wait_ready(proxy_port, process)
+        await wait_ready(proxy_port, lambda: process.returncode, process.stderr)
         yield process
     finally:
         if process.returncode is None:
@@ -74,13 +86,22 @@ async def serving(
             await asyncio.wait_for(process.wait(), 30)
 
 
-async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
+async def wait_ready(
+    port: int, exit_code: Callable[[], int | None], stderr: asyncio.StreamReader | None = None
+) -> None:
+    """Until the proxy on ``port`` answers its readyz with 200.
+
+    ``exit_code`` is the liveness hook: ``None`` while the process runs, its
+    code once it has exited (``Popen.poll``, or an asyncio process's
+    ``returncode``). A process that exits first fails the test at once, with
+    what it wrote to ``stderr`` when that is a pipe.
+    """
     url = f"http://127.0.0.1:{port}/_keystile/readyz"
     async with aiohttp.ClientSession() as http:
         for _ in range(600):
-            if process.returncode is not None:
-                assert process.stderr is not None
-                raise AssertionError((await process.stderr.read()).decode())
+            if (code := exit_code()) is not None:
+                said = (await stderr.read()).decode() if stderr is not None else ""
+                raise AssertionError(f"keystile serve exited with {code} before ready: {said}")
             try:
                 async with http.get(url) as response:
                     if response.status == 200:
