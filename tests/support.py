@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import subprocess
 import time
@@ -19,6 +20,22 @@ from sidecar.store import RedisStore
 
 #: The cheapest argon2id, set through the same config a deployment uses.
 CHEAP_HASHING = {"memory_kib": 8, "time_cost": 1, "parallelism": 1}
+
+
+class Clock:
+    """A monotonic clock that stands still until the test moves ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def basic(credentials: str | bytes) -> str:
+    """The ``Authorization`` value for Basic ``credentials`` (RFC 7617), usually ``id:secret``."""
+    raw = credentials.encode() if isinstance(credentials, str) else credentials
+    return "Basic " + base64.b64encode(raw).decode()
 
 
 def free_port() -> int:

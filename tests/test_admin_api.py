@@ -4,7 +4,6 @@ proxy refusing a token the moment the admin call that ends it returns."""
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ import pytest
 
 from sidecar import clock
 from tests.adminkit import Harness, harness
+from tests.support import basic
 
 
 @pytest.fixture
@@ -343,10 +343,9 @@ async def test_basic_and_header_pair_credentials_work_on_the_admin_api(admin: Ha
     client_id, secret = str(created["client_id"]), str(created["client_secret"])
     url = admin.admin_url + "/admin/v1/apis"
 
-    encoded = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    basic_header = {"Authorization": f"Basic {encoded}"}
-    async with admin.session.get(url, headers=basic_header) as basic:
-        basic_status = basic.status
+    basic_header = {"Authorization": basic(f"{client_id}:{secret}")}
+    async with admin.session.get(url, headers=basic_header) as by_basic:
+        basic_status = by_basic.status
     pair = {"X-Client-Id": client_id, "X-Client-Secret": secret}
     async with admin.session.get(url, headers=pair) as by_headers:
         pair_status = by_headers.status

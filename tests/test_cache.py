@@ -5,19 +5,12 @@ from __future__ import annotations
 import hmac
 
 from sidecar.cache import CredentialCache
+from tests.support import Clock
 
 ID_A = "A" * 22
 ID_B = "B" * 22
 SECRET = "s" * 32
 OTHER_SECRET = "t" * 32
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fresh_cache(

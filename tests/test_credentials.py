@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from sidecar import tokenformat
 from sidecar.credentials import MAX_CREDENTIAL_LENGTH, read
 from sidecar.errors import InvalidRequest, InvalidToken, MissingCredential
+from tests.support import basic
 
 CLIENT_ID = "A" * tokenformat.CLIENT_ID_LENGTH
 SECRET = "s" * tokenformat.SECRET_LENGTH
 TOKEN = tokenformat.format_token("ks", CLIENT_ID, SECRET)
-
-
-def basic(text: str) -> str:
-    return "Basic " + base64.b64encode(text.encode()).decode()
 
 
 def test_bearer_token_yields_its_parts() -> None:
@@ -81,7 +76,7 @@ def test_ambiguous_credentials_are_invalid_requests(
     [
         "Basic !!!",
         basic("no colon"),
-        "Basic " + base64.b64encode(b"\xff:\xfe").decode(),
+        basic(b"\xff:\xfe"),
         "Bearer " + "a" * (MAX_CREDENTIAL_LENGTH + 1),
         "Bearer a\x01b",
         "Bearer caf\u00e9",

@@ -9,20 +9,14 @@ import pytest
 
 from sidecar import tokenformat
 from sidecar.app import build_proxy_app
-from sidecar.credentials import Presented
 from sidecar.errorpages import error_response
 from sidecar.errors import InvalidToken, TooManyAttempts
 from sidecar.store import RedisStore
 from tests.support import make_config, seed_token
-from tests.verifysupport import CountingHasher, make_verifier
+from tests.verifysupport import CHEAP, CountingHasher, make_verifier, presented, wrong
 
-CHEAP = make_config().hashing
 ATTACKER = "203.0.113.7"
 HOLDER = "198.51.100.20"
-
-
-def wrong(client_id: str) -> Presented:
-    return Presented(client_id, "w" * 32, "bearer")
 
 
 async def test_too_many_wrong_secrets_from_one_address_get_429(store: RedisStore) -> None:
@@ -67,7 +61,7 @@ async def test_real_holder_from_another_address_is_not_locked_out(store: RedisSt
         with pytest.raises((InvalidToken, TooManyAttempts)):
             await verifier.verify(wrong(issued.token.client_id), ATTACKER)
 
-    right = Presented(issued.token.client_id, issued.client_secret, "bearer")
+    right = presented(issued.token.client_id, issued.client_secret)
     assert (await verifier.verify(right, HOLDER)).username == "alice"
     with pytest.raises(InvalidToken):
         await verifier.verify(wrong(issued.token.client_id), HOLDER)

@@ -4,7 +4,6 @@ framing attacks, unparseable requests, header spellings, paths and Expect."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from sidecar.store import RedisStore
 from tests.proxykit import Env, body_of, raw_exchange, status_of
+from tests.support import basic
 
 
 def request(
@@ -274,10 +274,9 @@ async def test_head_answer_has_no_body_bytes(env: Env) -> None:
 
 async def test_basic_credential_splits_at_first_colon(env: Env, store: RedisStore) -> None:
     """Basic ``id:secret`` where the decoded text has extra colons fails as a wrong secret."""
-    value = base64.b64encode(f"{env.tokens.full_id}:{env.tokens.full_secret}:x".encode())
+    value = basic(f"{env.tokens.full_id}:{env.tokens.full_secret}:x")
     sent = (
-        f"GET /orders/1 HTTP/1.1\r\nHost: x\r\n"
-        f"Authorization: Basic {value.decode()}\r\nConnection: close\r\n\r\n"
+        f"GET /orders/1 HTTP/1.1\r\nHost: x\r\nAuthorization: {value}\r\nConnection: close\r\n\r\n"
     )
     answer = await raw_exchange(env.proxy.port, sent.encode(), wait=1)
     assert status_of(answer) == 401

@@ -12,15 +12,7 @@ from sidecar import clock
 from sidecar.store import RedisStore
 from sidecar.usage import UsageRecorder
 from tests.proxykit import running
-from tests.support import make_config, seed_token
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import Clock, make_config, seed_token
 
 
 async def test_proxied_request_sets_last_used_at(redis_url: str, store: RedisStore) -> None:

@@ -12,19 +12,19 @@ import redis.asyncio as aioredis
 
 from sidecar import clock, invalidation, keys
 from sidecar.config import HashingConfig
-from sidecar.credentials import Presented
 from sidecar.errors import InvalidToken, Overloaded, StoreUnavailable
 from sidecar.hashing import Argon2Hasher
 from sidecar.store import RedisStore
 from sidecar.verifier import Verifier
 from tests.support import RedisProcess, make_config, seed_token
-from tests.verifysupport import CountingHasher, hgetall_calls, make_verifier, revoke
-
-CHEAP = make_config().hashing
-
-
-def presented(client_id: str, secret: str) -> Presented:
-    return Presented(client_id, secret, "bearer")
+from tests.verifysupport import (
+    CHEAP,
+    CountingHasher,
+    hgetall_calls,
+    make_verifier,
+    presented,
+    revoke,
+)
 
 
 @pytest.fixture

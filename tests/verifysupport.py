@@ -1,4 +1,5 @@
-"""Real parts for the verifier, cache and invalidation tests: a counting argon2, a revoke."""
+"""Real parts for the verifier, cache and invalidation tests: the cheapest argon2 and a
+counting one, presented credentials, a revoke."""
 
 from __future__ import annotations
 
@@ -10,10 +11,25 @@ from redis.asyncio.client import Pipeline
 from sidecar import keys
 from sidecar.cache import CredentialCache
 from sidecar.config import HashingConfig
+from sidecar.credentials import Presented
 from sidecar.hashing import Argon2Hasher, HashingPool
 from sidecar.limits import WrongSecretLimiter
 from sidecar.store import Change, RedisStore
 from sidecar.verifier import Verified, Verifier
+from tests.support import make_config
+
+#: The cheapest argon2id, as the config gives it (tests.support.CHEAP_HASHING).
+CHEAP = make_config().hashing
+
+
+def presented(client_id: str, secret: str) -> Presented:
+    """A Bearer credential as the proxy reads it from a request."""
+    return Presented(client_id, secret, "bearer")
+
+
+def wrong(client_id: str) -> Presented:
+    """A well-formed Bearer credential for ``client_id`` with a secret that is not its own."""
+    return presented(client_id, "w" * 32)
 
 
 class CountingHasher(Argon2Hasher):
