@@ -1,8 +1,10 @@
 """CPU per request of aiohttp's client against the fast upstream: is it the bottleneck?
 
-Three figures, in microseconds of process CPU per GET (16 at a time): a plain
-``ClientSession``, the same with the ten headers Keystile forwards, and
-Keystile's own ``sidecar.upstream.session()`` with its per-read timeout.
+Four figures, in microseconds of process CPU per GET (16 at a time): a plain
+``ClientSession``, the same with the ten headers Keystile forwards, the
+``sidecar.upstream.session()`` Keystile used for every request until it got
+its own client (it still does WebSocket handshakes), and that own client,
+``sidecar.relay.UpstreamPool``, with the same headers and timeout.
 
     python bench/upstream.py --port 9000 &
     PYTHONPATH=. .venv/bin/python bench/client_cost.py
@@ -18,6 +20,7 @@ import aiohttp
 import uvloop
 from multidict import CIMultiDict
 
+from sidecar.relay import Origin, UpstreamPool, request_head
 from sidecar.upstream import session
 
 URL = "http://127.0.0.1:9000/1"
@@ -49,6 +52,27 @@ async def cpu_per_request(client: aiohttp.ClientSession, n: int = 4000, **option
     return (time.process_time() - start) / n * 1e6
 
 
+async def relay_cpu_per_request(pool: UpstreamPool, n: int = 4000) -> float:
+    origin = Origin.of(URL.rsplit("/", 1)[0])
+    headers = [(name, value) for name, value in HEADERS.items() if name != "Host"]
+
+    async def one() -> None:
+        connection = await pool.acquire(origin, 30)
+        try:
+            connection.start(request_head("GET", "/1", origin.authority, headers), head_only=False)
+            await connection.head(30)
+            if connection.ready_body() is None:
+                async for _ in connection.body(30):
+                    pass
+        finally:
+            pool.release(connection)
+
+    start = time.process_time()
+    for _ in range(n // 16):
+        await asyncio.gather(*(one() for _ in range(16)))
+    return (time.process_time() - start) / n * 1e6
+
+
 async def main() -> None:
     plain, keystile = aiohttp.ClientSession(auto_decompress=False), session()
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=30)
@@ -59,6 +83,10 @@ async def main() -> None:
         )
         figure = await cpu_per_request(keystile, headers=HEADERS, timeout=timeout)
         print(f"Keystile's session():         {figure:6.0f} us")
+        pool = UpstreamPool()
+        await relay_cpu_per_request(pool, 400)  # connections made before measuring
+        print(f"Keystile's UpstreamPool:      {await relay_cpu_per_request(pool):6.0f} us")
+        pool.close()
     finally:
         await plain.close()
         await keystile.close()

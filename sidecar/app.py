@@ -24,10 +24,12 @@ from sidecar.errorpages import error_response, json_errors
 from sidecar.errors import BodyTooLarge, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
 from sidecar.gate import Decision, authenticate, authorize
 from sidecar.metrics import CONTENT_TYPE, OWN_API, ProxyMetrics
+from sidecar.relay import Origin, UpstreamPool
 from sidecar.state import (
     CLIENT,
     CONFIG,
     METRICS,
+    POOL,
     REDIS_URL,
     STORE,
     USAGE,
@@ -67,7 +69,9 @@ async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CLIENT] = session()
+    app[POOL] = UpstreamPool()
     yield
+    app[POOL].close()
     await app[CLIENT].close()
 
 
@@ -155,15 +159,17 @@ async def _send(request: web.Request, decision: Decision) -> web.StreamResponse:
     config = request.app[CONFIG]
     api = decision.route.api
     upstream_headers = _upstream_headers(request, decision)
-    url = URL(api.upstream + decision.route.upstream_path + _query(request), encoded=True)
-    client = request.app[CLIENT]
+    target = decision.route.upstream_path + _query(request)
     if websocket.is_upgrade(request):
+        url = URL(api.upstream + target, encoded=True)
+        client = request.app[CLIENT]
         return await websocket.relay(request, client, url, upstream_headers, timeout=api.timeout)
     await _continue(request)
     return await forward(
         request,
-        client,
-        url,
+        request.app[POOL],
+        Origin.of(api.upstream),
+        target,
         upstream_headers,
         timeout=api.timeout,
         max_body_bytes=config.proxy.max_body_bytes,

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sidecar.config import Config
 from sidecar.metrics import NO_API, ProxyMetrics
+from sidecar.relay import UpstreamPool
 from sidecar.store import RedisStore
 from sidecar.usage import UsageRecorder
 from sidecar.verifier import Verifier
@@ -21,7 +22,8 @@ CONFIG = web.AppKey("config", Config)
 REDIS_URL = web.AppKey("redis_url", str)
 STORE = web.AppKey("store", RedisStore)
 VERIFIER = web.AppKey("verifier", Verifier)
-CLIENT = web.AppKey("client", aiohttp.ClientSession)
+CLIENT = web.AppKey("client", aiohttp.ClientSession)  # WebSocket handshakes
+POOL = web.AppKey("pool", UpstreamPool)  # every other upstream exchange
 METRICS = web.AppKey("metrics", ProxyMetrics)
 USAGE = web.AppKey("usage", UsageRecorder)
 

@@ -13,6 +13,7 @@ keeps flowing is never cut, while an upstream that stops answering is.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,33 +21,31 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from sidecar.errors import BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
+from sidecar.relay import BODY_METHODS, Connection, Origin, UnsafeHeader, UpstreamPool, request_head
 
 Headers = list[tuple[str, str]]
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class BodyLimit:
-    """Counts a streamed request body; remembers when it went over the limit."""
+    """Counts a streamed request body; fails it when it goes over the limit."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.seen = 0
-        self.exceeded = False
 
     async def stream(self, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
         async for chunk in content.iter_any():
             self.seen += len(chunk)
             if self.seen > self.limit:
-                self.exceeded = True
                 raise BodyTooLarge(f"request body over {self.limit} bytes")
             yield chunk
 
 
 def session(connections: int = 0) -> aiohttp.ClientSession:
-    """One pooled, keep-alive client for every upstream of this process."""
+    """aiohttp's client, for WebSocket handshakes (sidecar/websocket.py)."""
     connector = aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300)
     client = aiohttp.ClientSession(
         connector=connector,
@@ -60,16 +59,11 @@ def session(connections: int = 0) -> aiohttp.ClientSession:
     return client
 
 
-@functools.lru_cache(maxsize=256)
-def read_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """One immutable timeout per configured value, not one per request."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
-
-
 async def forward(
     request: web.Request,
-    client: aiohttp.ClientSession,
-    url: URL,
+    pool: UpstreamPool,
+    origin: Origin,
+    target: str,
     headers: Headers,
     *,
     timeout: float,  # noqa: ASYNC109 (per-read socket timeouts, not an overall deadline)
@@ -78,46 +72,83 @@ async def forward(
     on_headers: Callable[[float], None],
 ) -> web.StreamResponse:
     """Send the request upstream and relay its answer; ``on_headers`` gets the latency."""
-    limit = BodyLimit(max_body_bytes)
-    data = limit.stream(request.content) if request.body_exists else None
-    started = time.perf_counter()
+    body, chunked = _request_body(request, headers)
     try:
-        async with client.request(
-            request.method,
-            url,
-            headers=CIMultiDict(headers),
-            data=data,
-            allow_redirects=False,
-            timeout=read_timeout(timeout),
-        ) as upstream:
-            on_headers(time.perf_counter() - started)
-            return await _relay(request, upstream, rewrite_response)
-    except TimeoutError as exc:
-        raise UpstreamTimeout("upstream timed out") from exc
-    except aiohttp.ClientError as exc:
-        if limit.exceeded:
-            raise BodyTooLarge(f"request body over {max_body_bytes} bytes") from None
-        raise UpstreamUnavailable(f"upstream: {type(exc).__name__}") from exc
+        head = request_head(request.method, origin.base_path + target, origin.authority, headers)
+    except UnsafeHeader as exc:
+        raise UpstreamUnavailable(str(exc)) from None
+    started = time.perf_counter()
+    connection = await pool.acquire(origin, timeout)
+    sender: asyncio.Task[None] | None = None
+    try:
+        connection.start(head, head_only=request.method == "HEAD")
+        if body is not None:
+            sender = asyncio.create_task(
+                connection.send_body(BodyLimit(max_body_bytes).stream(body), chunked)
+            )
+            sender.add_done_callback(functools.partial(_sent, connection))
+        await connection.head(timeout)
+        on_headers(time.perf_counter() - started)
+        return await _relay(request, connection, rewrite_response, timeout)
+    finally:
+        if sender is not None and not sender.done():
+            connection.close()  # the upstream answered before taking the whole body
+            sender.cancel()
+        pool.release(connection)
+
+
+def _request_body(
+    request: web.Request, headers: Headers
+) -> tuple[aiohttp.StreamReader | None, bool]:
+    """The body to send, and whether to chunk it (the client's length was not given)."""
+    if not request.body_exists:
+        if request.method in BODY_METHODS and request.content_length is None:
+            headers.append(("Content-Length", "0"))  # RFC 9110 8.6, as aiohttp's client did
+        return None, False
+    if request.content_length is not None:
+        return request.content, False  # its Content-Length went upstream with the headers
+    headers.append(("Transfer-Encoding", "chunked"))
+    return request.content, True
+
+
+def _sent(connection: Connection, sender: asyncio.Task[None]) -> None:
+    """A failed request body ends the exchange: over the limit (413), or broken (502)."""
+    if sender.cancelled() or (error := sender.exception()) is None:
+        return
+    if not isinstance(error, BodyTooLarge | UpstreamUnavailable):
+        error = UpstreamUnavailable(f"request body: {type(error).__name__}")
+    connection.fail(error)
 
 
 async def _relay(
     request: web.Request,
-    upstream: aiohttp.ClientResponse,
+    connection: Connection,
     rewrite_response: Callable[[Headers], Headers],
+    timeout: float,  # noqa: ASYNC109
 ) -> web.StreamResponse:
-    raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in upstream.raw_headers]
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-    for name, value in rewrite_response(raw):
-        response.headers.add(name, value)
-    await response.prepare(request)
-    if request.method == "HEAD" or upstream.status in NO_BODY_STATUSES:
+    raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in connection.headers]
+    response = web.StreamResponse(
+        status=connection.status,
+        reason=connection.reason.decode("latin-1") or None,
+        headers=CIMultiDict(rewrite_response(raw)),
+    )
+    if request.method == "HEAD" or connection.status in NO_BODY_STATUSES:
         # RFC 9110 sections 9.3.2, 15.3.5, 15.4.5: whatever follows is not this body.
+        await response.prepare(request)
         await response.write_eof()
         return response
+    whole = connection.ready_body()
+    if whole is not None:
+        if response.content_length is None:
+            response.content_length = len(whole)  # was chunked upstream: one write here
+        await response.prepare(request)
+        await response.write_eof(whole)
+        return response
+    await response.prepare(request)
     try:
-        async for chunk in upstream.content.iter_any():
+        async for chunk in connection.body(timeout):
             await response.write(chunk)
-    except (aiohttp.ClientError, TimeoutError):
+    except (UpstreamUnavailable, UpstreamTimeout, BodyTooLarge):
         # The status line is gone already: the only honest signal left is to
         # cut the connection, so the client sees a truncated body, not a short one.
         if request.transport is not None:
