@@ -20,11 +20,11 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sidecar import clock
-from sidecar.cache import CredentialCache
+from sidecar.cache import CredentialCache, Fill
 from sidecar.credentials import Presented
 from sidecar.errors import InvalidToken, KeystileError
 from sidecar.hashing import HashingPool
@@ -36,14 +36,24 @@ log = logging.getLogger("keystile.verifier")
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """A credential that passed: who it is and what it may reach."""
+    """A credential that passed: who it is and what it may reach.
+
+    The cache holds one per credential, so each is kept small: its strings and
+    maps are shared with every other that has the same (``verified_identity``).
+    """
 
     client_id: str
     username: str
     role: str | None
+    #: When the token expires, in seconds since the epoch: 32 bytes, where its text takes 69.
+    expires: int
     access: Mapping[str, str] = field(default_factory=dict)
     role_access: Mapping[str, str] | None = None
-    expires_at: str = ""
+
+    @property
+    def expires_at(self) -> str:
+        """The expiry as the token's record writes it (RFC 3339, whole seconds)."""
+        return clock.to_rfc3339(datetime.fromtimestamp(self.expires, UTC))
 
 
 class Verifier:
@@ -107,11 +117,8 @@ class Verifier:
                 if self.limiter is not None:
                     await self.limiter.wrong_secret(presented.client_id, peer)
                 raise InvalidToken("wrong secret")
-            verified = verified_identity(credential)
             lifetime = self._lifetime(credential, matched, now)
-            role = credential.token.role  # by name: a role created later changes it too
-            user = verified.username
-            self.cache.put(guard, key, verified, user=user, role=role, lifetime=lifetime)
+            verified = remember(self.cache, guard, key, credential, lifetime)
             if matched == credential.token.secret_hash and self.pool.needs_rehash(matched):
                 self._upgrade_later(credential.token.client_id, matched, presented.client_secret)
             return verified
@@ -170,16 +177,36 @@ def check_standing(credential: Credential, now: datetime) -> None:
         raise InvalidToken("user inactive")
 
 
-def verified_identity(credential: Credential) -> Verified:
+def remember(
+    cache: CredentialCache[Verified],
+    fill: Fill,
+    key: bytes,
+    credential: Credential,
+    lifetime: float,
+) -> Verified:
+    """Cache what a hit on ``key`` answers: the one shape every entry has (bench/cachesize.py)."""
+    verified = verified_identity(credential, fill.client_id)
+    role = credential.token.role  # by name: a role created later changes it too
+    cache.put(fill, key, verified, user=verified.username, role=role, lifetime=lifetime)
+    return verified
+
+
+def verified_identity(credential: Credential, client_id: str) -> Verified:
+    """What a hit answers; ``client_id`` is the token's as presented, the string the cache holds.
+
+    Only the client_id (one string for the identity and the cache's own
+    bookkeeping) and the expiry belong to one token: the username, the role
+    name and the access maps are shared by every identity that has the same.
+    """
     token = credential.token
     role = credential.role
     return Verified(
-        client_id=token.client_id,
+        client_id=client_id,
         username=sys.intern(credential.user.username if credential.user else token.user),
         role=sys.intern(role.name) if role else None,
+        expires=int(clock.from_rfc3339(token.expires_at).timestamp()),
         access=_shared_map(token.access),
         role_access=_shared_map(role.access) if role else None,
-        expires_at=token.expires_at,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 
 from sidecar.cache import CredentialCache
 from tests.support import Clock
@@ -42,13 +42,13 @@ def test_hit_needs_the_whole_credential() -> None:
     assert cache.get(cache.key(ID_A, OTHER_SECRET)) is None
 
 
-def test_key_is_hmac_sha256_of_the_credential() -> None:
-    """The entry key is exactly HMAC-SHA256 of ``client_id:secret`` under the process's key."""
+def test_key_is_a_keyed_blake2b_of_the_credential() -> None:
+    """The entry key is 16 bytes of BLAKE2b of ``client_id:secret`` keyed with the process's key."""
     cache, _ = fresh_cache()
 
-    expected = hmac.digest(cache._key, f"{ID_A}:{SECRET}".encode(), "sha256")
+    mac = hashlib.blake2b(f"{ID_A}:{SECRET}".encode(), key=cache._key, digest_size=16)
 
-    assert cache.key(ID_A, SECRET) == expected
+    assert cache.key(ID_A, SECRET) == mac.digest()
 
 
 def test_keys_differ_between_processes() -> None:
@@ -141,6 +141,20 @@ def test_both_secrets_of_a_grace_period_go_with_the_token() -> None:
     cache.drop_client(ID_A)
 
     assert cache.get(old) is None
+    assert cache.get(new) is None
+    assert len(cache) == 0
+
+
+def test_token_event_drops_the_secret_left_once_the_other_is_gone() -> None:
+    """When one entry of a grace period has expired, a token event still drops the other."""
+    cache, clock = fresh_cache()
+    old = put(cache, ID_A, SECRET, "old", lifetime=10.0)
+    new = put(cache, ID_A, OTHER_SECRET, "new", lifetime=60.0)
+    clock.now += 11.0
+    assert cache.get(old) is None
+
+    cache.drop_client(ID_A)
+
     assert cache.get(new) is None
     assert len(cache) == 0
 

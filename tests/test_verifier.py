@@ -16,7 +16,7 @@ from sidecar.errors import InvalidToken, Overloaded, StoreUnavailable
 from sidecar.hashing import Argon2Hasher
 from sidecar.store import RedisStore
 from sidecar.verifier import Verifier
-from tests.support import RedisProcess, make_config, seed_token
+from tests.support import RedisProcess, make_config, seed_role, seed_token
 from tests.verifysupport import (
     CHEAP,
     CountingHasher,
@@ -54,6 +54,47 @@ async def test_valid_credential_is_verified_once_then_cached(
     assert first.access == {"orders": "read"}
     assert second == first
     assert hasher.verifies == 1
+
+
+async def test_cache_hit_answers_the_whole_identity(
+    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+) -> None:
+    """A hit gives the user, role, both access maps and expiry that the store gave the first time."""
+    await seed_role(store, "reader", {"billing": "read"})
+    issued = await seed_token(store, make_config(), access={"orders": "read"}, role="reader")
+    credential = presented(issued.token.client_id, issued.client_secret)
+    await verifier.verify(credential)
+
+    hit = await verifier.verify(credential)
+
+    assert (hit.client_id, hit.username, hit.role, hit.expires_at) == (
+        issued.token.client_id,
+        "alice",
+        "reader",
+        issued.token.expires_at,
+    )
+    assert (hit.access, hit.role_access) == ({"orders": "read"}, {"billing": "read"})
+    assert (verifier.hits, hasher.verifies) == (1, 1)
+
+
+async def test_entries_of_one_user_share_its_name_role_and_access_maps(
+    store: RedisStore, verifier: Verifier
+) -> None:
+    """Tokens with the same user, role and access hold one copy of each between their entries."""
+    await seed_role(store, "reader", {"billing": "read"})
+    config = make_config()
+    first, second = [
+        await seed_token(store, config, access={"orders": "read"}, role="reader") for _ in "ab"
+    ]
+
+    one = await verifier.verify(presented(first.token.client_id, first.client_secret))
+    other = await verifier.verify(presented(second.token.client_id, second.client_secret))
+
+    assert one.client_id != other.client_id
+    assert one.username is other.username
+    assert one.role is other.role
+    assert one.access is other.access
+    assert one.role_access is other.role_access
 
 
 async def test_cache_hit_needs_no_store(private_redis: RedisProcess) -> None:
