@@ -28,7 +28,6 @@ from sidecar.policy import Level, effective_level
 #: Sorts after every role name, and after every timestamp as a number: where nulls go.
 LAST = "\uffff"
 LAST_NUMBER = 10**15
-_LAST_NEGATED = -LAST_NUMBER
 
 
 def timestamp_number(timestamp: str | None) -> int:
@@ -41,69 +40,52 @@ def timestamp_number(timestamp: str | None) -> int:
 
 @dataclass(slots=True)
 class Row:
+    """What filtering and sorting need of one token, and no more: an index holds one per token.
+
+    What repeats across tokens (user, role, access map, the null timestamp) is
+    one shared object, and nothing is kept that a query can derive: not the
+    parsed access map, a descending copy of a timestamp, or one text for ``q``.
+    """
+
     client_id: str
-    user: str
     role: str | None
-    #: Shared between rows with the same map: never mutated.
-    access: Mapping[str, str]
-    #: The access map as stored (JSON with sorted keys): equal maps, equal text.
+    #: The access map as stored (JSON with sorted keys): equal maps, equal text, one copy.
     access_text: str
     revoked: bool
-    #: Lowercased client_id, user and description, one per line, for ``q``.
-    haystack: str
+    #: Lowercased, for ``q``, ``user`` and the case-insensitive order.
     user_key: str
     description_key: str
     role_key: str
-    #: Timestamps as yyyymmddhhmmss integers, and negated, so that one sort
-    #: key can mix directions (``order=user,-created_at``).
+    #: Timestamps as yyyymmddhhmmss integers (``timestamp_number``).
     created_n: int
-    created_neg: int
     expires_n: int
-    expires_neg: int
     last_used_n: int
-    last_used_neg: int
 
     @classmethod
     def from_fields(cls, raw: Mapping[str, str | None]) -> Row:
-        # Users, roles and access maps repeat across many tokens: share one copy
-        # (100,000 rows take about half the memory this way).
-        client_id, user = raw["client_id"] or "", sys.intern(raw["user"] or "")
-        description = raw.get("description") or ""
+        # Users, roles and access maps repeat across many tokens: share one copy.
         role = sys.intern(raw.get("role") or "") or None
-        access_text = sys.intern(raw.get("access") or "{}")
         return cls(
-            client_id=client_id,
-            user=user,
+            client_id=raw["client_id"] or "",
             role=role,
-            access=_access(access_text),
-            access_text=access_text,
+            access_text=sys.intern(raw.get("access") or "{}"),
             revoked=raw.get("revoked") == "1",
-            haystack=f"{client_id}\n{user}\n{description}".lower(),
-            user_key=sys.intern(user.lower()),
-            description_key=description.lower(),
+            user_key=sys.intern((raw["user"] or "").lower()),
+            description_key=(raw.get("description") or "").lower(),
             role_key=role or LAST,
-            created_n=(created := timestamp_number(raw.get("created_at"))),
-            created_neg=_negated(created),
-            expires_n=(expires := timestamp_number(raw.get("expires_at"))),
-            expires_neg=_negated(expires),
-            last_used_n=(last_used := timestamp_number(raw.get("last_used_at"))),
-            last_used_neg=_negated(last_used),
+            created_n=timestamp_number(raw.get("created_at")),
+            expires_n=timestamp_number(raw.get("expires_at")),
+            last_used_n=timestamp_number(raw.get("last_used_at")),
         )
 
     def set_last_used(self, value: str | None) -> None:
         self.last_used_n = timestamp_number(value)
-        self.last_used_neg = _negated(self.last_used_n)
 
     def status(self, now: int) -> str:
         """Derived at ``now`` (a ``timestamp_number``): expired from its expiry second on."""
         if self.revoked:
             return "revoked"
         return "expired" if self.expires_n <= now else "active"
-
-
-def _negated(number: int) -> int:
-    """``-number``, sharing one object for every null (most tokens were never used)."""
-    return _LAST_NEGATED if number == LAST_NUMBER else -number
 
 
 @functools.lru_cache(maxsize=4096)
@@ -136,7 +118,11 @@ def _filtered(
     matching = list(rows)
     if query.q:
         q = query.q
-        matching = [row for row in matching if q in row.haystack]
+        matching = [
+            row
+            for row in matching
+            if q in row.user_key or q in row.description_key or q in row.client_id.lower()
+        ]
     if query.user is not None:
         user = query.user.lower()
         matching = [row for row in matching if row.user_key == user]
@@ -162,7 +148,8 @@ def _reaches(api: str, role_access: Mapping[str, Mapping[str, str]]) -> Callable
     def reaches(row: Row) -> bool:
         key = (row.access_text, row.role)
         if key not in seen:
-            level = effective_level(api, row.access, role_access.get(row.role or ""))
+            access = _access(row.access_text)
+            level = effective_level(api, access, role_access.get(row.role or ""))
             seen[key] = level is not Level.NONE
         return seen[key]
 
@@ -185,32 +172,43 @@ def _sort(rows: list[Row], order: Sequence[OrderKey], now: int, wanted: int) -> 
     return rows[:wanted]
 
 
-#: column -> (attribute ascending, attribute descending or None for text)
-_ATTRIBUTES: dict[str, tuple[str, str | None]] = {
-    "client_id": ("client_id", None),
-    "user": ("user_key", None),
-    "description": ("description_key", None),
-    "role": ("role_key", None),
-    "created_at": ("created_n", "created_neg"),
-    "expires_at": ("expires_n", "expires_neg"),
-    "last_used_at": ("last_used_n", "last_used_neg"),
+#: column -> (row attribute, whether it is a number, which can be negated)
+_ATTRIBUTES: dict[str, tuple[str, bool]] = {
+    "client_id": ("client_id", False),
+    "user": ("user_key", False),
+    "description": ("description_key", False),
+    "role": ("role_key", False),
+    "created_at": ("created_n", True),
+    "expires_at": ("expires_n", True),
+    "last_used_at": ("last_used_n", True),
 }
 
 
 def _single_key(order: Sequence[OrderKey]) -> tuple[Callable[[Row], Any], bool] | None:
-    """One C-built key for the whole order, when text columns share a direction."""
+    """One key for the whole order, when text columns share a direction.
+
+    A number column against that direction is negated (nulls, the largest
+    number, then come first). Where nothing is negated the key is built in C.
+    """
     if any(column == "status" for column, _ in order):
         return None
-    text = {descending for column, descending in order if _ATTRIBUTES[column][1] is None}
+    text = {descending for column, descending in order if not _ATTRIBUTES[column][1]}
     if len(text) > 1:
         return None
     reverse = text.pop() if text else order[0][1]
-    names = []
-    for column, descending in order:
-        ascending_name, descending_name = _ATTRIBUTES[column]
-        flipped = descending != reverse
-        names.append(descending_name if flipped and descending_name else ascending_name)
-    return attrgetter(*names), reverse
+    names = [_ATTRIBUTES[column][0] for column, _ in order]
+    negated = [at for at, (_, descending) in enumerate(order) if descending != reverse]
+    if not negated:
+        return attrgetter(*names), reverse
+    values = attrgetter(*names)  # two names at least: one column cannot go against itself
+
+    def key(row: Row) -> list[Any]:
+        parts = list(values(row))
+        for at in negated:
+            parts[at] = -parts[at]
+        return parts
+
+    return key, reverse
 
 
 def _key(column: str, now: int) -> Callable[[Row], Any]:

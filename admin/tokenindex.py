@@ -16,6 +16,17 @@ sorts them a first character at a time, and reads and builds the rows
 calls wait for the load (they hold the lock it runs under); proxied requests
 do not.
 
+Rows live as long as the index, so each chunk of a load goes to
+``gc.freeze()`` as soon as it is built, and no garbage collection walks it
+again. Before, the full collections that come each time the heap of
+long-lived objects has grown by a quarter walked every row, and held the loop
+for up to 0.4 s at 1,000,000 tokens (1.9 s on a busy machine). ``freeze``
+acts on every object the collector tracks at that moment, in the whole
+process: one that is alive then, sits in a reference cycle and later becomes
+garbage is never freed. Over a 1,000,000-token load beside a busy proxy that
+was 10 objects. Rows added by a later change are tracked as usual; rows it
+replaces are freed by their reference count, as frozen or not.
+
 ``last_used_at`` is written by the proxy without a recorded change; the index
 refreshes that column in the background, at most once per
 ``tokens.last_used_interval`` (the precision the spec promises for it
@@ -26,9 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import logging
 import time
 from collections.abc import Mapping
+from operator import attrgetter
 
 from admin.search import Row
 from sidecar.errors import StoreUnavailable
@@ -36,13 +49,14 @@ from sidecar.lifecycle import ROWS_PER_CALL, AdminStore
 
 log = logging.getLogger("keystile.admin.index")
 
+_CLIENT_ID = attrgetter("client_id")
+
 
 class TokenIndex:
     def __init__(self, store: AdminStore, last_used_interval: float) -> None:
         self.store = store
         self.last_used_interval = last_used_interval
-        #: Parallel lists, sorted by client_id.
-        self.client_ids: list[str] = []
+        #: Sorted by client_id.
         self.rows: list[Row] = []
         self.generation = -1
         self.position = "0-0"
@@ -86,9 +100,10 @@ class TokenIndex:
         for start in range(0, len(client_ids), ROWS_PER_CALL):
             raws = await self.store.token_rows(client_ids[start : start + ROWS_PER_CALL])
             rows.extend(Row.from_fields(raw) for raw in raws if raw)
+            gc.freeze()  # see the module's docstring
             self.loading = (start + len(raws), len(client_ids))
             await asyncio.sleep(0)
-        self.client_ids, self.rows = [row.client_id for row in rows], rows
+        self.rows = rows
         self.generation, self.position = generation, position
         self.last_used_read = time.monotonic()
         self.loading = None
@@ -129,15 +144,14 @@ class TokenIndex:
         self.generation, self.position = generation, position
 
     def _apply(self, client_id: str, raw: Mapping[str, str | None] | None) -> None:
-        at = bisect.bisect_left(self.client_ids, client_id)
-        present = at < len(self.client_ids) and self.client_ids[at] == client_id
+        at = bisect.bisect_left(self.rows, client_id, key=_CLIENT_ID)
+        present = at < len(self.rows) and self.rows[at].client_id == client_id
         if raw is None:
             if present:
-                del self.client_ids[at], self.rows[at]
+                del self.rows[at]
         elif present:
             self.rows[at] = Row.from_fields(raw)
         else:
-            self.client_ids.insert(at, client_id)
             self.rows.insert(at, Row.from_fields(raw))
 
     def _start_refresh(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,9 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from admin.app import build_admin_app
+from admin.queries import TokenQuery
+from admin.search import search
 from admin.state import INDEX
+from admin.tokenindex import TokenIndex
 from sidecar import clock, keys, tokenformat
 from sidecar.app import build_proxy_app
+from sidecar.lifecycle import AdminStore
 from sidecar.models import Token
 from sidecar.store import RedisStore
 from tests.adminkit import Harness, harness
@@ -182,3 +187,31 @@ async def _list_total(session: aiohttp.ClientSession, base: str, token: str) -> 
     async with session.get(f"{base}/admin/v1/tokens?limit=1", headers=headers) as resp:
         body = await resp.json()
     return int(body["total"])
+
+
+async def test_loaded_rows_are_left_to_the_collector_and_still_follow_changes(
+    store: RedisStore,
+) -> None:
+    """No garbage collection walks the loaded rows, and changes made later still show."""
+    admin_store = AdminStore(store.redis)
+    config = make_config()
+    seeded = [await seed_token(admin_store, config, user="alice") for _ in range(4)]
+    kept, patched, revoked, deleted = (issued.token.client_id for issued in seeded)
+    index = TokenIndex(admin_store, last_used_interval=60.0)
+    try:
+        loaded = list(await index.current())
+        walked = {id(tracked) for tracked in gc.get_objects()}  # what a collection walks
+        await admin_store.patch_token(patched, {"description": "Changed"}, actor="test")
+        await admin_store.revoke_tokens([revoked], actor="test")
+        await admin_store.delete_tokens([deleted], actor="test")
+        added = (await seed_token(admin_store, config, user="alice")).token.client_id
+        rows = await index.current()
+    finally:
+        await index.close()
+    now = clock.to_rfc3339(clock.now())
+
+    assert len(loaded) == 4
+    assert not any(id(row) in walked for row in loaded)
+    assert [row.client_id for row in rows] == sorted([kept, patched, revoked, added])
+    assert search(rows, TokenQuery(q="changed"), {}, now) == (1, [patched])
+    assert search(rows, TokenQuery(status="revoked"), {}, now) == (1, [revoked])
