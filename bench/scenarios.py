@@ -281,11 +281,12 @@ def _cache_alone(bench: Bench, count: int) -> None:
     if done.returncode != 0:
         bench.report.note("memory: bench/cachesize.py failed: " + done.stderr.strip()[-300:])
         return
-    mib = int(done.stdout.strip()) / 2**20
+    held = int(done.stdout.strip())
     bench.report.note(
-        f"memory: the credential cache alone holds {mib:,.0f} MiB for {count:,} entries "
-        "(tracemalloc, bench/cachesize.py); the rest of a worker's RSS is the interpreter, "
-        "the libraries and the admin token index of the whole store"
+        f"memory: the credential cache alone holds {held / 2**20:,.0f} MiB for {count:,} "
+        f"entries, {held / count:,.0f} bytes each (tracemalloc, bench/cachesize.py); the rest "
+        "of a worker's RSS is the interpreter, the libraries, the admin token index of the "
+        "whole store, and the client_ids used within tokens.last_used_interval (last_used_at)"
     )
 
 
