@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -33,7 +33,8 @@ def middleware() -> Middleware:
     @web.middleware
     async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
         name = request.app[CONFIG].headers.request_id
-        outcome = Outcome(headers.request_id(request.headers.get(name), uuid.uuid4().hex))
+        sent = request.headers.get(name)
+        outcome = Outcome(headers.request_id(sent, "") or new_request_id())
         outcome.client = headers.client_address(
             request.remote or "",
             request.headers.getall("X-Forwarded-For", []),
@@ -57,8 +58,17 @@ def middleware() -> Middleware:
     return access_log
 
 
+def new_request_id() -> str:
+    """128 random bits as 32 hex digits, like a UUID4's, without its syscall.
+
+    A request id correlates log lines; it guards nothing, so the process's
+    seeded PRNG serves (``secrets`` would ask the kernel on every request).
+    """
+    return f"{random.getrandbits(128):032x}"
+
+
 def _record(request: web.Request, outcome: Outcome, status: int, seconds: float) -> None:
-    request.app[METRICS].requests.labels(outcome.api, method_class(request.method), status).inc()
+    request.app[METRICS].count_request(outcome.api, method_class(request.method), status)
     fields = {
         "request_id": outcome.request_id,
         "client_id": outcome.client_id or None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -176,7 +177,7 @@ async def _send(request: web.Request, decision: Decision) -> web.StreamResponse:
         rewrite_response=lambda h: headers.downstream_response(
             h, config.headers, outcome_of(request).request_id
         ),
-        on_headers=request.app[METRICS].upstream_latency.labels(api.name).observe,
+        on_headers=functools.partial(request.app[METRICS].observe_upstream, api.name),
     )
 
 

@@ -67,5 +67,23 @@ class ProxyMetrics:
             registry=self.registry,
         )
 
+        # Labelled children by label values: prometheus_client's labels() checks
+        # and joins the values on every call, once per request on the hot path.
+        self._request_counters: dict[tuple[str, str, int], Counter] = {}
+        self._latencies: dict[str, Histogram] = {}
+
+    def count_request(self, api: str, method_class: str, status: int) -> None:
+        key = (api, method_class, status)
+        child = self._request_counters.get(key)
+        if child is None:
+            child = self._request_counters[key] = self.requests.labels(api, method_class, status)
+        child.inc()
+
+    def observe_upstream(self, api: str, seconds: float) -> None:
+        child = self._latencies.get(api)
+        if child is None:
+            child = self._latencies[api] = self.upstream_latency.labels(api)
+        child.observe(seconds)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
