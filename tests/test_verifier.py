@@ -59,7 +59,7 @@ async def test_valid_credential_is_verified_once_then_cached(
 async def test_cache_hit_answers_the_whole_identity(
     store: RedisStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
-    """A hit gives the user, role, both access maps and expiry that the store gave the first time."""
+    """A hit gives the user, role, both access maps and expiry the store gave the first time."""
     await seed_role(store, "reader", {"billing": "read"})
     issued = await seed_token(store, make_config(), access={"orders": "read"}, role="reader")
     credential = presented(issued.token.client_id, issued.client_secret)
