@@ -71,6 +71,7 @@ class ProxyMetrics:
         # and joins the values on every call, once per request on the hot path.
         self._request_counters: dict[tuple[str, str, int], Counter] = {}
         self._latencies: dict[str, Histogram] = {}
+        self.auth_ok = self.auth.labels("ok", "ok")
 
     def count_request(self, api: str, method_class: str, status: int) -> None:
         key = (api, method_class, status)
