@@ -269,9 +269,13 @@ def memory(bench: Bench) -> None:
 
 
 def _cache_alone(bench: Bench, count: int) -> None:
-    """Note what the cache itself holds for ``count`` credentials (bench/cachesize.py)."""
+    """Note what the cache itself holds for ``count`` credentials (bench/cachesize.py).
+
+    The script of the tree measured, like its code: with ``--source`` at an
+    older commit, this checkout's script may call what that code lacks.
+    """
     done = subprocess.run(
-        [sys.executable, str(procs.BENCH / "cachesize.py"), str(count)],
+        [sys.executable, str(procs.SOURCE / "bench" / "cachesize.py"), str(count)],
         capture_output=True,
         text=True,
         timeout=600,
