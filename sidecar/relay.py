@@ -93,7 +93,7 @@ class Connection(asyncio.Protocol):
     """One keep-alive connection to an upstream, carrying one exchange at a time."""
 
     def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._pool = pool
         self.origin = origin
         self.transport: asyncio.Transport | None = None
@@ -219,7 +219,7 @@ class Connection(asyncio.Protocol):
                 continue
             self._write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
             if self._paused:
-                self._drain = self._loop.create_future()
+                self._drain = self.loop.create_future()
                 await self._drain
         if chunked:
             self._write(b"0\r\n\r\n")
@@ -258,8 +258,8 @@ class Connection(asyncio.Protocol):
     async def _wait(self, timeout: float) -> None:  # noqa: ASYNC109
         if self.error is not None:
             raise self.error
-        waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_later(timeout, self._time_out, waiter)
+        waiter = self._waiter = self.loop.create_future()
+        timer = self.loop.call_later(timeout, self._time_out, waiter)
         try:
             await waiter
         finally:
@@ -312,7 +312,9 @@ class UpstreamPool:
     async def acquire(self, origin: Origin, timeout: float) -> Connection:  # noqa: ASYNC109
         idle = self._idle.get(origin)
         if idle:
-            oldest = asyncio.get_running_loop().time() - self.idle_seconds
+            # The connection's loop, not get_running_loop(): on Python 3.11 that
+            # makes a getpid() syscall, and this runs once per request.
+            oldest = idle[-1].loop.time() - self.idle_seconds
             while idle:
                 connection = idle.pop()
                 if connection.transport is not None and connection.idle_since > oldest:
@@ -347,7 +349,7 @@ class UpstreamPool:
     def release(self, connection: Connection) -> None:
         """Back to the pool after a clean exchange; closed otherwise."""
         if connection.reusable:
-            connection.idle_since = asyncio.get_running_loop().time()
+            connection.idle_since = connection.loop.time()
             self._idle.setdefault(connection.origin, []).append(connection)
         else:
             connection.close()

@@ -18,7 +18,7 @@ import pytest
 
 from sidecar.relay import UnsafeHeader, request_head
 from sidecar.store import RedisStore
-from tests.proxykit import Proxy, start_proxy
+from tests.proxykit import Proxy, raw_exchange, start_proxy
 from tests.support import make_config, seed_token
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -164,6 +164,21 @@ async def test_keep_alive_connection_is_reused(relay: Relay) -> None:
     for _ in range(3):
         assert await fetch(relay, "/ok") == (200, b"ok")
     assert [seen.connection for seen in relay.upstream.seen] == [1, 1, 1]
+
+
+async def test_whole_chunked_answer_goes_out_with_its_length(relay: Relay) -> None:
+    """A chunked answer that arrived whole is sent on with a Content-Length, not re-chunked."""
+    answer = await raw_exchange(
+        relay.proxy.port,
+        b"GET /up/chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + f"Authorization: {relay.bearer['Authorization']}\r\n\r\n".encode(),
+        must_close=True,
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert body == b"hello world"
+    assert fields[b"content-length"] == b"11"
+    assert b"transfer-encoding" not in fields
 
 
 async def test_connection_close_answer_is_not_reused(relay: Relay) -> None:
