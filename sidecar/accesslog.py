@@ -13,18 +13,17 @@ does, so a cancelled upload still leaves its line.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sidecar import headers
+from sidecar import headers, logs
 from sidecar.metrics import method_class
 from sidecar.state import CONFIG, METRICS, OUTCOME, Outcome
 
-log = logging.getLogger("keystile.access")
+log = logs.HotLogger("keystile.access")
 
 CLIENT_CLOSED = 499
 
@@ -82,4 +81,4 @@ def _record(request: web.Request, outcome: Outcome, status: int, seconds: float)
         "reason": outcome.reason or None,
         "client": outcome.client,
     }
-    log.info("request", extra={"fields": fields})
+    log.info("request", fields)

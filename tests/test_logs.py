@@ -6,11 +6,13 @@ import asyncio
 import io
 import json
 import logging
+import re
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from sidecar.logs import BatchingHandler, JsonFormatter
+from sidecar.logs import BatchingHandler, HotLogger, JsonFormatter
 
 
 @pytest.fixture
@@ -66,3 +68,51 @@ async def test_shutdown_flushes_what_is_pending(
     log.info("last words")
     handler.flush()  # what logging.shutdown() does at exit
     assert [line["msg"] for line in lines(stream)] == ["last words"]
+
+
+@pytest.fixture
+def root_only() -> Iterator[io.StringIO]:
+    """The root logger as ``logs.setup`` leaves it: one batching JSON handler."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    handler = BatchingHandler(stream)
+    formatter = JsonFormatter()
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    yield stream
+    handler.flush()
+    root.handlers[:] = saved
+    root.setLevel(level)
+
+
+def test_hot_line_is_the_line_logging_would_write(root_only: io.StringIO) -> None:
+    """The access log's direct path writes what ``Logger.info`` writes, field for field."""
+    fields = {"status": 200, "path": '/a"b', "reason": None}
+    HotLogger("keystile.test-hot").info("request", fields)
+    logging.getLogger("keystile.test-hot").info("request", extra={"fields": fields})
+    logging.getLogger().handlers[0].flush()
+    hot, slow = lines(root_only)
+    assert hot.keys() == slow.keys() == {"ts", "level", "logger", "msg", "status", "path", "reason"}
+    assert {k: v for k, v in hot.items() if k != "ts"} == {
+        k: v for k, v in slow.items() if k != "ts"
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(hot["ts"]))
+
+
+def test_hot_line_goes_through_logging_when_someone_listens(
+    root_only: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With another handler on the root (here pytest's), the line is a real log record."""
+    with caplog.at_level(logging.INFO):
+        HotLogger("keystile.test-hot").info("request", {"status": 200})
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("keystile.test-hot", "request")]
+
+
+def test_hot_line_respects_the_level(root_only: io.StringIO) -> None:
+    logging.getLogger().setLevel(logging.WARNING)
+    HotLogger("keystile.test-hot").info("request", {"status": 200})
+    logging.getLogger().handlers[0].flush()
+    assert root_only.getvalue() == ""
