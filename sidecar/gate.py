@@ -27,7 +27,7 @@ from sidecar.state import CONFIG, METRICS, USAGE, VERIFIER, outcome_of
 from sidecar.verifier import Verified
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     verified: Verified
     route: routing.Route

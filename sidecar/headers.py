@@ -12,7 +12,6 @@ module: lists of (name, value) pairs in, lists out.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sidecar.config import HeadersConfig
@@ -37,7 +36,7 @@ VIA = "1.1 keystile"
 Headers = list[tuple[str, str]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Identity:
     username: str
     client_id: str
@@ -50,17 +49,39 @@ def fold(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+def _end_to_end(
+    headers: Headers, extra_drop: frozenset[str]
+) -> tuple[Headers, list[str], list[str]]:
+    """The end-to-end fields, and the prior ``Via`` and ``X-Forwarded-For`` values.
+
+    One pass over the fields (this runs twice per proxied request): a name is
+    folded only when it has an underscore, since only then can it differ from
+    its lower-case form.
+    """
+    drop = _with_hop_by_hop(extra_drop)
+    kept: Headers = []
+    via: list[str] = []
+    forwarded_for: list[str] = []
     listed: set[str] = set()
     for name, value in headers:
-        if name.lower() == "connection":
-            listed.update(token.strip().lower() for token in value.split(",") if token.strip())
-    return frozenset(listed)
+        low = name.lower()
+        if low in drop or ("_" in low and low.replace("_", "-") in extra_drop):
+            if low == "via":
+                via.append(value)
+            elif low == "x-forwarded-for":
+                forwarded_for.append(value)
+            elif low == "connection":
+                listed.update(token.strip().lower() for token in value.split(",") if token.strip())
+            continue
+        kept.append((name, value))
+    if listed:
+        kept = [(name, value) for name, value in kept if name.lower() not in listed]
+    return kept, via, forwarded_for
 
 
-def _end_to_end(headers: Headers, extra_drop: frozenset[str]) -> Headers:
-    drop = HOP_BY_HOP | connection_listed(headers) | extra_drop
-    return [(n, v) for n, v in headers if n.lower() not in drop and fold(n) not in extra_drop]
+@functools.lru_cache(maxsize=64)
+def _with_hop_by_hop(extra_drop: frozenset[str]) -> frozenset[str]:
+    return HOP_BY_HOP | extra_drop
 
 
 def upstream_request(
@@ -83,9 +104,7 @@ def upstream_request(
     if trusted_hops > 0:
         scheme = _first(headers, "x-forwarded-proto") or scheme
         host = _first(headers, "x-forwarded-host") or host
-    prior_for = [v for n, v in headers if n.lower() == "x-forwarded-for"]
-    prior_via = [v for n, v in headers if n.lower() == "via"]
-    out = _end_to_end(headers, _request_drop(names, forward_credential))
+    out, prior_via, prior_for = _end_to_end(headers, _request_drop(names, forward_credential))
     out.append(("X-Forwarded-For", ", ".join([*prior_for, peer])))
     out.append(("X-Forwarded-Proto", scheme))
     out.append(("X-Forwarded-Host", host))
@@ -135,8 +154,7 @@ def downstream_response(headers: Headers, names: HeadersConfig, request_id: str)
 
     ``Via`` is appended to, as RFC 9110 section 7.6.3 asks of a proxy in both directions.
     """
-    prior_via = [v for n, v in headers if n.lower() == "via"]
-    out = _end_to_end(headers, _response_drop(names))
+    out, prior_via, _ = _end_to_end(headers, _response_drop(names))
     out.append(("Via", ", ".join([*prior_via, VIA])))
     out.append((names.request_id, request_id))
     return out

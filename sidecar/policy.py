@@ -23,6 +23,8 @@ class Level(StrEnum):
 
 
 LEVELS = tuple(level.value for level in Level)
+#: ``Level(text)`` without the enum machinery's call (once per request).
+_BY_VALUE = {level.value: level for level in Level}
 
 AccessMap = Mapping[str, str]
 
@@ -31,7 +33,7 @@ def effective_level(api: str, access: AccessMap, role_access: AccessMap | None) 
     for source in (access, role_access or {}):
         for key in (api, WILDCARD):
             if key in source:
-                return Level(source[key])
+                return _BY_VALUE[source[key]]
     return Level.NONE
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from sidecar.config import HeadersConfig
 from sidecar.headers import (
+    HOP_BY_HOP,
     Identity,
     client_address,
     downstream_response,
+    fold,
     request_id,
     upstream_request,
 )
@@ -162,3 +167,42 @@ def test_client_address_counts_trusted_hops_from_the_right() -> None:
     assert client_address("10.0.0.2", chain, 1) == "10.0.0.1"
     assert client_address("10.0.0.2", chain, 2) == "203.0.113.7"
     assert client_address("10.0.0.2", [], 2) == "10.0.0.2"
+
+
+#: Names a client might send: ours under several spellings, hop-by-hop ones, plain ones.
+NAME_POOL = [
+    "Accept", "X-Custom", "x_custom", "Connection", "connection", "Keep-Alive", "TE",
+    "Via", "VIA", "X-Forwarded-For", "X_Forwarded_For", "X-Auth-User", "x_auth_USER",
+    "Authorization", "X-Request-Id", "X-HTTP-Method-Override", "Host", "Expect", "Upgrade",
+]  # fmt: skip
+VALUE_POOL = ["1", "x-custom", "X-Custom, accept", "close", "keep-alive, te", "a, b"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(NAME_POOL), st.sampled_from(VALUE_POOL)), max_size=12))
+def test_end_to_end_fields_follow_the_rule(headers: list[tuple[str, str]]) -> None:
+    """Kept, in order: every field that is not hop-by-hop, not named in Connection, and
+    not one we set or strip under any spelling; Via and X-Forwarded-For are appended to."""
+    listed = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    ours = {fold(n) for n in ("X-Auth-User", "X-Auth-Client-Id", "X-Auth-Role", "X-Auth-Access")}
+    ours |= {"x-request-id", "via", "host", "expect", "authorization", "x-client-id"}
+    ours |= {"x-client-secret", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+    ours |= {"forwarded", "x-http-method-override", "x-http-method", "x-method-override"}
+    expected = [
+        (n, v) for n, v in headers if n.lower() not in HOP_BY_HOP | listed and fold(n) not in ours
+    ]
+    out = forwarded(headers)
+    assert out[: len(expected)] == expected
+    added = out[len(expected) :]
+    assert [n for n, _ in added] == [
+        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via", "X-Request-Id",
+        "X-Auth-User", "X-Auth-Client-Id", "X-Auth-Role", "X-Auth-Access",
+    ]  # fmt: skip
+    assert values(added, "X-Forwarded-For") == [
+        ", ".join([*values(headers, "X-Forwarded-For"), "10.0.0.9"])
+    ]
+    assert values(added, "Via") == [", ".join([*values(headers, "Via"), "1.1 keystile"])]
