@@ -199,8 +199,10 @@ def _unsupported_coding(request: web.Request) -> web.Response | None:
     aiohttp accepts ``gzip, chunked`` and hands over the still-gzipped bytes as
     if they were the body; RFC 9112 section 6.1 asks for a 501 instead.
     """
-    codings = ",".join(request.headers.getall("Transfer-Encoding", []))
-    if not codings or codings.strip().lower() == "chunked":
+    if "Transfer-Encoding" not in request.headers:
+        return None
+    codings = ",".join(request.headers.getall("Transfer-Encoding"))
+    if codings.strip().lower() == "chunked":
         return None
     outcome_of(request).reason = "unsupported transfer coding"
     body = {"error": "not_implemented", "message": "only the chunked transfer coding is supported"}

@@ -8,6 +8,8 @@ to the log, which never holds a secret).
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 
 from aiohttp import web
@@ -35,7 +37,11 @@ def challenge(error: KeystileError) -> str | None:
 
 
 def error_response(error: KeystileError, retry_after: int = 1) -> web.Response:
-    response = web.json_response(error.body(), status=error.status)
+    response = web.Response(
+        body=_json(error.code, error.message(), error.field),
+        status=error.status,
+        content_type="application/json",
+    )
     if (value := challenge(error)) is not None:
         response.headers["WWW-Authenticate"] = value
     if error.status == 503:
@@ -44,6 +50,20 @@ def error_response(error: KeystileError, retry_after: int = 1) -> web.Response:
         response.headers["Retry-After"] = str(error.retry_after)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@functools.lru_cache(maxsize=256)
+def _json(code: str, message: str, field: str | None) -> bytes:
+    """``KeystileError.body()`` as bytes, rendered once per distinct body.
+
+    A flood of bad credentials gets the same few bodies over and over; the
+    message is ours (``public_message``/``message()``), never request bytes,
+    so the set is small.
+    """
+    body = {"error": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return json.dumps(body).encode()
 
 
 def json_errors(retry_after: int) -> Middleware:

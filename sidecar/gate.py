@@ -21,7 +21,6 @@ from sidecar.errors import (
     NotFound,
     StoreUnavailable,
 )
-from sidecar.metrics import reason_label
 from sidecar.policy import Level, allows, effective_level
 from sidecar.state import CONFIG, METRICS, USAGE, VERIFIER, outcome_of
 from sidecar.verifier import Verified
@@ -56,7 +55,7 @@ async def authenticate(request: web.Request) -> Verified:
     except KeystileError as error:
         if isinstance(error, StoreUnavailable):
             metrics.store_errors.inc()
-        metrics.auth.labels(error.code, reason_label(error.reason)).inc()
+        metrics.count_refusal(error.code, error.reason)
         outcome_of(request).reason = error.reason
         raise
     metrics.auth_ok.inc()

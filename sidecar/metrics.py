@@ -72,12 +72,22 @@ class ProxyMetrics:
         self._request_counters: dict[tuple[str, str, int], Counter] = {}
         self._latencies: dict[str, Histogram] = {}
         self.auth_ok = self.auth.labels("ok", "ok")
+        self._refusals: dict[tuple[str, str], Counter] = {}
 
     def count_request(self, api: str, method_class: str, status: int) -> None:
         key = (api, method_class, status)
         child = self._request_counters.get(key)
         if child is None:
             child = self._request_counters[key] = self.requests.labels(api, method_class, status)
+        child.inc()
+
+    def count_refusal(self, code: str, reason: str) -> None:
+        """A refused credential, by error code and our own reason text."""
+        child = self._refusals.get((code, reason))
+        if child is None:
+            child = self.auth.labels(code, reason_label(reason))
+            if len(self._refusals) < 1024:  # our texts are a few dozen; never unbounded
+                self._refusals[(code, reason)] = child
         child.inc()
 
     def observe_upstream(self, api: str, seconds: float) -> None:
