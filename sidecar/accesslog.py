@@ -31,14 +31,13 @@ CLIENT_CLOSED = 499
 def middleware() -> Middleware:
     @web.middleware
     async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-        name = request.app[CONFIG].headers.request_id
+        config = request.app[CONFIG]
+        name = config.headers.request_id
         sent = request.headers.get(name)
         outcome = Outcome(headers.request_id(sent, "") or new_request_id())
-        outcome.client = headers.client_address(
-            request.remote or "",
-            request.headers.getall("X-Forwarded-For", []),
-            request.app[CONFIG].proxy.trusted_hops,
-        )
+        hops = config.proxy.trusted_hops
+        forwarded_for = request.headers.getall("X-Forwarded-For", []) if hops > 0 else []
+        outcome.client = headers.client_address(request.remote or "", forwarded_for, hops)
         request[OUTCOME] = outcome
         started = time.perf_counter()
         status = CLIENT_CLOSED

@@ -28,7 +28,7 @@ METRICS = web.AppKey("metrics", ProxyMetrics)
 USAGE = web.AppKey("usage", UsageRecorder)
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What the access log and the metrics say about one request; filled as it goes."""
 
