@@ -14,6 +14,7 @@ Pure module: no aiohttp, no redis.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,18 +146,26 @@ def regeneration(body: Mapping[str, Any], rules: Rules, now: datetime) -> Regene
     return Regeneration(expiry(body, rules, now), grace)
 
 
+#: The fields of a user a client may set, at creation and later (the username only at creation).
+USER_PROFILE = frozenset({"display_name", "email", "active"})
+
+
 def new_user(body: Mapping[str, Any]) -> dict[str, Any]:
     """``POST /users``: ``username`` is required; ``display_name``, ``email``, ``active``."""
-    known(body, {"username", "display_name", "email", "active"})
+    known(body, USER_PROFILE | {"username"})
     if "username" not in body:
         raise BadRequest("username is required", field="username")
-    return {"username": username(body["username"], "username"), **user_changes(body, create=True)}
+    return {"username": username(body["username"], "username"), **_profile(body)}
 
 
-def user_changes(body: Mapping[str, Any], *, create: bool = False) -> dict[str, Any]:
+def user_changes(body: Mapping[str, Any]) -> dict[str, Any]:
     """``PATCH /users/{name}``: ``display_name``, ``email``, ``active`` (the name stays)."""
-    allowed = {"display_name", "email", "active"} | ({"username"} if create else set())
-    known(body, allowed)
+    known(body, USER_PROFILE)
+    return _profile(body)
+
+
+def _profile(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Each profile field ``body`` holds, checked; a body already passed through ``known``."""
     changes: dict[str, Any] = {}
     if "display_name" in body:
         changes["display_name"] = text(body["display_name"], "display_name", MAX_DISPLAY_NAME)
@@ -210,7 +219,7 @@ def _ids(value: Any) -> list[str]:
 # -- values -------------------------------------------------------------------
 
 
-def known(body: Mapping[str, Any], allowed: set[str]) -> None:
+def known(body: Mapping[str, Any], allowed: AbstractSet[str]) -> None:
     for name in body:
         if name in allowed:
             continue

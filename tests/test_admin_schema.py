@@ -94,6 +94,18 @@ def test_patch_takes_only_the_fields_given() -> None:
     )
 
 
+def test_a_username_is_given_once_when_the_user_is_made() -> None:
+    """POST /users takes the username with the profile; a PATCH refuses it (it is the key)."""
+    body = {"username": "Alice", "display_name": "A.", "email": "", "active": False}
+
+    made = schema.new_user(body)
+
+    assert made == body
+    assert schema.user_changes({"active": True}) == {"active": True}
+    assert _field(schema.user_changes, {"username": "bob"}) == "username"
+    assert _field(schema.new_user, {"display_name": "A."}) == "username"
+
+
 def test_bulk_ids_are_deduplicated_and_bounded() -> None:
     """Duplicates fold; an empty list or one above 1000 is refused."""
     assert schema.client_id_list({"client_ids": ["a", "b", "a"]}) == ["a", "b"]
