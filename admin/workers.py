@@ -94,11 +94,12 @@ def worker_main(config: Config, url: str, index: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, config: Config, url: str, count: int) -> None:
+    def __init__(self, config: Config, url: str, count: int, stopping: threading.Event) -> None:
         self.config = config
         self.url = url
         self.count = count
-        self.stopping = threading.Event()
+        #: Set by the signal handlers ``supervise`` installs, and by ``stop``.
+        self.stopping = stopping
         self._context = multiprocessing.get_context("spawn")
         #: process -> (its index, monotonic start time)
         self.workers: dict[BaseProcess, tuple[int, float]] = {}
@@ -158,6 +159,4 @@ def supervise(config: Config, count: int) -> int:
     with store_url(config) as url:
         if stopping.is_set():
             return 0
-        supervisor = Supervisor(config, url, count)
-        supervisor.stopping = stopping
-        return supervisor.watch()
+        return Supervisor(config, url, count, stopping).watch()
