@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from unittest.mock import ANY
 
 import pytest
 
+from sidecar import clock
 from tests.adminkit import Harness, harness
 
 
@@ -17,7 +19,9 @@ async def admin(redis_url: str) -> AsyncIterator[Harness]:
 
 async def test_usernames_are_unique_whatever_their_case(admin: Harness) -> None:
     """A second user whose name differs only in case is a 409."""
+    before = clock.now().replace(microsecond=0)
     await admin.user("Alice", display_name="Alice A.", email="alice@example.org")
+    after = clock.now()
 
     reply = await admin.call("POST", "/users", json={"username": "alice"})
     found = await admin.call("GET", "/users/ALICE")
@@ -29,8 +33,9 @@ async def test_usernames_are_unique_whatever_their_case(admin: Harness) -> None:
         "display_name": "Alice A.",
         "email": "alice@example.org",
         "active": True,
-        "created_at": found.body["created_at"],
+        "created_at": ANY,
     }
+    assert before <= clock.from_rfc3339(found.body["created_at"]) <= after
 
 
 async def test_deactivating_a_user_stops_all_its_tokens(admin: Harness) -> None:

@@ -365,8 +365,8 @@ async def test_client_disconnect_cancels_upstream_request(env: Env) -> None:
     await writer.drain()
     await asyncio.wait_for(env.upstream.arrived.wait(), 3)
     writer.close()
+    # The check: a TimeoutError here means the upstream kept working for nobody.
     await asyncio.wait_for(env.upstream.cancelled.wait(), 3)
-    assert env.upstream.cancelled.is_set()
 
 
 # -- WebSocket ----------------------------------------------------------------------------
