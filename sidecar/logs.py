@@ -15,6 +15,9 @@ from typing import Any, TextIO, cast
 
 from sidecar.config import LogConfig
 
+#: One encoder for every line: ``json.dumps(default=...)`` builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str)
+
 
 class LineFormatter(logging.Formatter):
     """A formatter that can also build a line without a ``LogRecord`` (``HotLogger``)."""
@@ -47,7 +50,7 @@ class JsonFormatter(LineFormatter):
         millis = int((created - int(created)) * 1000)
         entry = {"ts": f"{stamp}.{millis:03d}Z", "level": level, "logger": name, "msg": message}
         entry.update(fields)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 class TextFormatter(LineFormatter):
