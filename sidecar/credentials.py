@@ -24,7 +24,7 @@ from sidecar.errors import InvalidRequest, InvalidToken, MissingCredential
 MAX_CREDENTIAL_LENGTH = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Presented:
     client_id: str
     client_secret: str

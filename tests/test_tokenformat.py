@@ -76,3 +76,11 @@ def test_parsed_token_repr_hides_the_secret() -> None:
 def test_client_ids_do_not_repeat() -> None:
     """Ten thousand draws give ten thousand distinct client_ids."""
     assert len({tokenformat.new_client_id() for _ in range(10_000)}) == 10_000
+
+
+def test_checksum_encoding_is_fixed() -> None:
+    """Issued tokens carry this encoding (CRC32 as six base62 digits, most significant
+    first): a change to it would refuse every token already handed out."""
+    assert format_token("ks", "A" * 22, "s" * 32) == "ks_" + "A" * 22 + "_" + "s" * 32 + "3xQ6sY"
+    assert tokenformat.checksum("") == "000000"  # crc32(b"") == 0
+    assert tokenformat.checksum("a") == "4GEHKN"  # crc32(b"a") == 3904355907
