@@ -128,13 +128,13 @@ async def _relay(
 ) -> web.StreamResponse:
     raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in connection.headers]
     status, reason = connection.status, connection.reason.decode("latin-1") or None
-    headers = CIMultiDict(rewrite_response(raw))
+    headers = rewrite_response(raw)
     bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES
     if not bodiless and (whole := connection.ready_body()) is not None:
         # The whole answer is here (the common, small case): a Response goes out
         # as one write of status, headers and body; its length is the body's.
         return web.Response(status=status, reason=reason, headers=headers, body=whole)
-    response = web.StreamResponse(status=status, reason=reason, headers=headers)
+    response = web.StreamResponse(status=status, reason=reason, headers=CIMultiDict(headers))
     if bodiless:
         # RFC 9110 sections 9.3.2, 15.3.5, 15.4.5: whatever follows is not this body.
         await response.prepare(request)
