@@ -40,6 +40,9 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 #: Stop reading from the upstream while this much of its body waits for the client.
 HIGH_WATER = 256 * 1024
+#: The most an answer's status line and headers may take (llhttp sets no bound of
+#: its own; aiohttp's client allowed 8,190 bytes a line).
+MAX_HEAD_BYTES = 64 * 1024
 #: Methods whose request carries a body by definition: an empty one says ``Content-Length: 0``.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -74,6 +77,10 @@ class Unsolicited(Exception):
     """Bytes after a complete answer, before any next request."""
 
 
+class HeadTooLarge(Exception):
+    """An answer's status line and headers over ``MAX_HEAD_BYTES``."""
+
+
 class UnsafeHeader(ValueError):
     """A header name or value that would break the request's framing (CR, LF)."""
 
@@ -99,6 +106,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
+        self._head_bytes = 0
         self._begin(head_only=False)
         self.complete = True  # nothing asked yet: any byte now is unsolicited
         self._waiter: asyncio.Future[None] | None = None
@@ -133,9 +141,10 @@ class Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
-            if not isinstance(exc.__context__, Unsolicited):
-                raise
-            self.close()  # the answer before those bytes stands; the connection does not
+            if isinstance(exc.__context__, Unsolicited):
+                self.close()  # the answer before those bytes stands; the connection does not
+            else:
+                self._fail(UpstreamUnavailable("upstream answer's headers too large"))
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamUnavailable("upstream switched protocols unasked"))
         except httptools.HttpParserError:
@@ -167,12 +176,20 @@ class Connection(asyncio.Protocol):
             raise Unsolicited  # a second answer to one request: stop parsing here
         self.reason = b""
         self.headers = []
+        self._head_bytes = 0
 
     def on_status(self, fragment: bytes) -> None:
         self.reason += fragment
+        self._count_head(len(fragment))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        self._count_head(len(name) + len(value))
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()

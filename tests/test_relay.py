@@ -47,6 +47,7 @@ SCRIPT: dict[str, tuple[bytes, bool]] = {
     "/head": (b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", False),
     "/short": (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nonly", True),
     "/idle-close": (OK, False),
+    "/huge-head": (b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"f" * 70_000 + b"\r\n\r\n", True),
 }
 
 
@@ -223,6 +224,12 @@ async def test_ambiguous_framing_from_upstream_is_502(relay: Relay, path: str) -
     status, body = await fetch(relay, path)
     assert status == 502 and b"bad_gateway" in body
     assert await fetch(relay, "/ok") == (200, b"ok")  # and the next request is fine
+
+
+async def test_answer_headers_over_64_kib_are_502(relay: Relay) -> None:
+    """An upstream that sends headers without end is cut off, not buffered until the timeout."""
+    status, body = await fetch(relay, "/huge-head")
+    assert status == 502 and b"bad_gateway" in body
 
 
 async def test_bytes_after_an_answer_are_never_a_next_answer(relay: Relay) -> None:
