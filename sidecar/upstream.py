@@ -91,8 +91,10 @@ async def forward(
         on_headers(time.perf_counter() - started)
         return await _relay(request, connection, rewrite_response, timeout)
     finally:
-        if sender is not None and not sender.done():
-            connection.close()  # the upstream answered before taking the whole body
+        if sender is not None and not _sent_whole(sender):
+            # The upstream answered before taking the whole body, or the body
+            # failed: what is on that connection is half a request.
+            connection.close()
             sender.cancel()
         pool.release(connection)
 
@@ -109,6 +111,10 @@ def _request_body(
         return request.content, False  # its Content-Length went upstream with the headers
     headers.append(("Transfer-Encoding", "chunked"))
     return request.content, True
+
+
+def _sent_whole(sender: asyncio.Task[None]) -> bool:
+    return sender.done() and not sender.cancelled() and sender.exception() is None
 
 
 def _sent(connection: Connection, sender: asyncio.Task[None]) -> None:
