@@ -110,6 +110,8 @@ class CacheConfig:
 class LimitsConfig:
     #: Wrong secrets per minute for one client_id from one address before 429; 0: no limit.
     wrong_secrets_per_minute: int = 10
+    #: Seconds a refused credential waits for its 401 (a tarpit, as PAM's fail delay); 0: none.
+    refusal_delay_seconds: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -422,13 +424,24 @@ def _cache(reader: _Reader, table: Mapping[str, Any]) -> CacheConfig:
 
 
 def _limits(reader: _Reader, table: Mapping[str, Any]) -> LimitsConfig:
-    reader.unknown(table, "limits", {"wrong_secrets_per_minute"})
+    reader.unknown(table, "limits", {"wrong_secrets_per_minute", "refusal_delay_seconds"})
     d = LimitsConfig()
     return LimitsConfig(
         wrong_secrets_per_minute=reader.get(
             table, "limits", "wrong_secrets_per_minute", d.wrong_secrets_per_minute, _int(0)
         ),
+        refusal_delay_seconds=reader.get(
+            table, "limits", "refusal_delay_seconds", d.refusal_delay_seconds, _delay
+        ),
     )
+
+
+def _delay(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number")
+    if not 0 <= value <= 10:
+        raise ValueError(f"{value} must be between 0 and 10 seconds")
+    return float(value)
 
 
 def _headers(reader: _Reader, table: Mapping[str, Any]) -> HeadersConfig:

@@ -58,6 +58,14 @@ class InvalidToken(KeystileError):
     public_message = "the credential is not valid"
 
 
+class InactiveToken(InvalidToken):
+    """A real token that may not be used now: revoked, expired, or its user inactive.
+
+    The client sees the same 401; the proxy answers it at once, where a guess
+    (unknown id, wrong secret, bad checksum) waits ``limits.refusal_delay_seconds``.
+    """
+
+
 class InsufficientScope(KeystileError):
     status = 403
     code = "insufficient_scope"

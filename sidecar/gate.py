@@ -9,14 +9,17 @@ route and the effective level, or raises the 400/403/404 of spec section 3.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from sidecar import credentials, headers, routing
 from sidecar.errors import (
+    InactiveToken,
     InsufficientScope,
     InvalidRequest,
+    InvalidToken,
     KeystileError,
     NotFound,
     StoreUnavailable,
@@ -57,6 +60,13 @@ async def authenticate(request: web.Request) -> Verified:
             metrics.store_errors.inc()
         metrics.count_refusal(error.code, error.reason)
         outcome_of(request).reason = error.reason
+        tarpit = isinstance(error, InvalidToken) and not isinstance(error, InactiveToken)
+        if tarpit and config.limits.refusal_delay_seconds:
+            # A guessed or forged credential waits (as PAM's fail delay): a
+            # connection sending them gets one answer per delay, so a flood of
+            # them cannot crowd out valid traffic. A revoked or expired token
+            # is refused at once: revocation is timed to the first 401.
+            await asyncio.sleep(config.limits.refusal_delay_seconds)
         raise
     metrics.auth_ok.inc()
     outcome_of(request).client_id = verified.client_id

@@ -26,7 +26,7 @@ from typing import Any
 from sidecar import clock
 from sidecar.cache import CredentialCache, Fill
 from sidecar.credentials import Presented
-from sidecar.errors import InvalidToken, KeystileError
+from sidecar.errors import InactiveToken, InvalidToken, KeystileError
 from sidecar.hashing import HashingPool
 from sidecar.limits import WrongSecretLimiter
 from sidecar.store import Credential, RedisStore
@@ -170,11 +170,11 @@ def check_standing(credential: Credential, now: datetime) -> None:
     """Refuse a revoked or expired token, or one whose user is gone or inactive."""
     token = credential.token
     if token.revoked:
-        raise InvalidToken("revoked")
+        raise InactiveToken("revoked")
     if token.is_expired(now):
-        raise InvalidToken("expired")
+        raise InactiveToken("expired")
     if credential.user is None or not credential.user.active:
-        raise InvalidToken("user inactive")
+        raise InactiveToken("user inactive")
 
 
 def remember(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ from sidecar import tokenformat
 from sidecar.app import build_proxy_app
 from sidecar.errorpages import error_response
 from sidecar.errors import InvalidToken, TooManyAttempts
+from sidecar.lifecycle import AdminStore
 from sidecar.store import RedisStore
 from tests.support import make_config, seed_token
 from tests.verifysupport import CHEAP, CountingHasher, make_verifier, presented, wrong
@@ -125,3 +127,30 @@ async def test_proxy_answers_429_to_the_flooding_address_only(
     assert 1 <= int(answers[2][1] or 0) <= 60
     assert await check(issued.bearer, HOLDER) == (200, None)
     assert (await check(forged, ATTACKER))[0] == 429
+
+
+async def test_guessed_credentials_wait_and_revoked_ones_do_not(
+    aiohttp_client: Any, redis_url: str, store: RedisStore
+) -> None:
+    """The tarpit: a forged or unknown credential gets its 401 after the configured delay;
+    a real but revoked token gets its 401 at once (revocation is timed to that answer)."""
+    config = make_config(
+        redis_url,
+        [{"name": "orders", "prefix": "/orders", "upstream": "http://127.0.0.1:9"}],
+        limits={"refusal_delay_seconds": 2},
+    )
+    issued = await seed_token(store, config, access={"orders": "read"})
+    await AdminStore(store.redis).revoke_tokens([issued.token.client_id], actor="test")
+    proxy = await aiohttp_client(build_proxy_app(config, redis_url))
+    unknown = tokenformat.format_token("ks", "U" * 22, "s" * 32)
+
+    async def timed(token: str) -> tuple[int, float]:
+        began = asyncio.get_running_loop().time()
+        headers = {"Authorization": f"Bearer {token}"}
+        async with proxy.get("/orders/1", headers=headers) as response:
+            return response.status, asyncio.get_running_loop().time() - began
+
+    status, waited = await timed(unknown)
+    assert status == 401 and waited >= 2
+    status, waited = await timed(issued.bearer)
+    assert status == 401 and waited < 1.5
