@@ -128,7 +128,6 @@ class HotLogger:
 
     def __init__(self, name: str) -> None:
         self.logger = logging.getLogger(name)
-        self.name = name
 
     def info(self, message: str, fields: dict[str, Any]) -> None:
         handler = _direct_handler(self.logger)
@@ -136,7 +135,8 @@ class HotLogger:
             self.logger.info(message, extra={"fields": fields})
             return
         formatter = cast(LineFormatter, handler.formatter)
-        handler.write_line(formatter.line(time.time(), "info", self.name, message, fields))
+        line = formatter.line(time.time(), "info", self.logger.name, message, fields)
+        handler.write_line(line)
 
 
 def _direct_handler(logger: logging.Logger) -> BatchingHandler | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+from multidict import CIMultiDictProxy
 
 from sidecar.relay import UnsafeHeader, request_head
 from sidecar.store import RedisStore
@@ -146,6 +147,21 @@ async def relay(redis_url: str, store: RedisStore) -> AsyncIterator[Relay]:
         await upstream.stop()
 
 
+async def exchange(
+    relay: Relay,
+    path: str,
+    method: str = "GET",
+    data: bytes | AsyncIterator[bytes] | None = None,
+    skip: tuple[str, ...] = (),
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    """One request through the proxy: the status, headers and body the client got."""
+    async with (
+        aiohttp.ClientSession(skip_auto_headers=skip) as http,
+        http.request(method, relay.url(path), headers=relay.bearer, data=data) as answer,
+    ):
+        return answer.status, answer.headers, await answer.read()
+
+
 async def fetch(
     relay: Relay,
     path: str,
@@ -153,11 +169,8 @@ async def fetch(
     data: bytes | AsyncIterator[bytes] | None = None,
     skip: tuple[str, ...] = (),
 ) -> tuple[int, bytes]:
-    async with (
-        aiohttp.ClientSession(skip_auto_headers=skip) as http,
-        http.request(method, relay.url(path), headers=relay.bearer, data=data) as answer,
-    ):
-        return answer.status, await answer.read()
+    status, _, body = await exchange(relay, path, method, data, skip)
+    return status, body
 
 
 async def test_keep_alive_connection_is_reused(relay: Relay) -> None:
@@ -204,13 +217,8 @@ async def test_chunked_answer_reaches_the_client_whole(relay: Relay) -> None:
 
 async def test_http10_body_delimited_by_close(relay: Relay) -> None:
     """An HTTP/1.0 answer without a length ends with the connection; every byte arrives."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(relay.url("/http10"), headers=relay.bearer) as answer,
-    ):
-        assert answer.status == 200
-        assert answer.headers["X-Kind"] == "old"
-        assert await answer.read() == b"until the close"
+    status, headers, body = await exchange(relay, "/http10")
+    assert (status, headers["X-Kind"], body) == (200, "old", b"until the close")
 
 
 async def test_informational_answer_is_skipped(relay: Relay) -> None:
@@ -242,12 +250,8 @@ async def test_bytes_after_an_answer_are_never_a_next_answer(relay: Relay) -> No
 
 async def test_head_answer_leaves_no_body_behind(relay: Relay) -> None:
     """A HEAD answer announcing 5,000 bytes: none is awaited, and the next GET is answered."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.head(relay.url("/head"), headers=relay.bearer) as answer,
-    ):
-        assert answer.status == 200
-        assert answer.headers["Content-Length"] == "5000"
+    status, headers, body = await exchange(relay, "/head", "HEAD")
+    assert (status, headers["Content-Length"], body) == (200, "5000", b"")
     assert await fetch(relay, "/ok") == (200, b"ok")
 
 
