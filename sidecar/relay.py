@@ -229,7 +229,7 @@ class Connection(asyncio.Protocol):
         self._begin(head_only=head_only)
         self.transport.write(head)
 
-    async def send_body(self, chunks: AsyncIterator[bytes], chunked: bool) -> None:
+    async def send_body(self, chunks: AsyncIterator[bytes], *, chunked: bool) -> None:
         """Stream a request body; chunk-encoded when the client's length was not given."""
         async for chunk in chunks:
             if not chunk:

@@ -29,19 +29,14 @@ Headers = list[tuple[str, str]]
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
-class BodyLimit:
-    """Counts a streamed request body; fails it when it goes over the limit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.seen = 0
-
-    async def stream(self, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-        async for chunk in content.iter_any():
-            self.seen += len(chunk)
-            if self.seen > self.limit:
-                raise BodyTooLarge(f"request body over {self.limit} bytes")
-            yield chunk
+async def limited(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+    """A streamed request body, failed with ``BodyTooLarge`` once it goes over ``limit``."""
+    seen = 0
+    async for chunk in content.iter_any():
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge(f"request body over {limit} bytes")
+        yield chunk
 
 
 def session(connections: int = 0) -> aiohttp.ClientSession:
@@ -72,7 +67,9 @@ async def forward(
     on_headers: Callable[[float], None],
 ) -> web.StreamResponse:
     """Send the request upstream and relay its answer; ``on_headers`` gets the latency."""
-    body, chunked = _request_body(request, headers)
+    body, framing = _request_body(request)
+    if framing is not None:
+        headers = [*headers, framing]
     try:
         head = request_head(request.method, origin.base_path + target, origin.authority, headers)
     except UnsafeHeader as exc:
@@ -84,7 +81,7 @@ async def forward(
         connection.start(head, head_only=request.method == "HEAD")
         if body is not None:
             sender = asyncio.create_task(
-                connection.send_body(BodyLimit(max_body_bytes).stream(body), chunked)
+                connection.send_body(limited(body, max_body_bytes), chunked=framing == CHUNKED)
             )
             sender.add_done_callback(functools.partial(_sent, connection))
         await connection.head(timeout)
@@ -99,18 +96,25 @@ async def forward(
         pool.release(connection)
 
 
+CHUNKED = ("Transfer-Encoding", "chunked")
+EMPTY = ("Content-Length", "0")
+
+
 def _request_body(
-    request: web.Request, headers: Headers
-) -> tuple[aiohttp.StreamReader | None, bool]:
-    """The body to send, and whether to chunk it (the client's length was not given)."""
+    request: web.Request,
+) -> tuple[aiohttp.StreamReader | None, tuple[str, str] | None]:
+    """The body to send, and the framing field to add for it, if any.
+
+    A client's ``Content-Length`` goes upstream with the other headers; a body
+    without one is chunked; a POST, PUT or PATCH without a body says its length
+    is 0 (RFC 9110 section 8.6, as aiohttp's client did).
+    """
     if not request.body_exists:
-        if request.method in BODY_METHODS and request.content_length is None:
-            headers.append(("Content-Length", "0"))  # RFC 9110 8.6, as aiohttp's client did
-        return None, False
+        empty = request.method in BODY_METHODS and request.content_length is None
+        return None, EMPTY if empty else None
     if request.content_length is not None:
-        return request.content, False  # its Content-Length went upstream with the headers
-    headers.append(("Transfer-Encoding", "chunked"))
-    return request.content, True
+        return request.content, None
+    return request.content, CHUNKED
 
 
 def _sent_whole(sender: asyncio.Task[None]) -> bool:
