@@ -15,8 +15,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from admin.authz import Caller
-from sidecar import clock, credentials
+from sidecar import clock, credentials, limits
 from sidecar.config import Config
+from sidecar.errors import KeystileError
 from sidecar.verifier import Verifier
 
 
@@ -25,14 +26,14 @@ class AdminVerifier:
         self.verifier = verifier
 
     async def caller(self, request: web.Request, config: Config) -> Caller:
-        names = config.headers
-        presented = credentials.read(
-            config.tokens.prefix,
-            request.headers.getall("Authorization", []),
-            request.headers.getall(names.credential_client_id, []),
-            request.headers.getall(names.credential_client_secret, []),
-        )
-        verified = await self.verifier.verify(presented, request.remote)
+        try:
+            presented = credentials.read_request(
+                request.headers, config.tokens.prefix, config.headers
+            )
+            verified = await self.verifier.verify(presented, request.remote)
+        except KeystileError as error:
+            await limits.tarpit(error, config.limits.refusal_delay_seconds)
+            raise
         return Caller(
             client_id=verified.client_id,
             username=verified.username,

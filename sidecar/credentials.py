@@ -16,8 +16,10 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sidecar import tokenformat
+from sidecar.config import HeadersConfig
 from sidecar.errors import InvalidRequest, InvalidToken, MissingCredential
 
 #: Longer than any real credential; refuse early rather than decode megabytes.
@@ -32,6 +34,22 @@ class Presented:
 
     def __repr__(self) -> str:
         return f"Presented(client_id={self.client_id!r}, method={self.method!r})"
+
+
+class HeaderValues(Protocol):
+    """What ``read_request`` needs of a request's headers (aiohttp's multidict has it)."""
+
+    def getall(self, key: str, default: list[str], /) -> list[str]: ...
+
+
+def read_request(headers: HeaderValues, prefix: str, names: HeadersConfig) -> Presented:
+    """The credential of a request: ``read`` over its three credential headers."""
+    return read(
+        prefix,
+        headers.getall("Authorization", []),
+        headers.getall(names.credential_client_id, []),
+        headers.getall(names.credential_client_secret, []),
+    )
 
 
 def read(

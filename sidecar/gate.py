@@ -9,17 +9,14 @@ route and the effective level, or raises the 400/403/404 of spec section 3.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from sidecar import credentials, headers, routing
+from sidecar import credentials, headers, limits, routing
 from sidecar.errors import (
-    InactiveToken,
     InsufficientScope,
     InvalidRequest,
-    InvalidToken,
     KeystileError,
     NotFound,
     StoreUnavailable,
@@ -44,15 +41,9 @@ class Decision:
 
 async def authenticate(request: web.Request) -> Verified:
     config = request.app[CONFIG]
-    names = config.headers
     metrics = request.app[METRICS]
     try:
-        presented = credentials.read(
-            config.tokens.prefix,
-            request.headers.getall("Authorization", []),
-            request.headers.getall(names.credential_client_id, []),
-            request.headers.getall(names.credential_client_secret, []),
-        )
+        presented = credentials.read_request(request.headers, config.tokens.prefix, config.headers)
         # The client's address keys the wrong-secret limit (429), as in the access log.
         verified = await request.app[VERIFIER].verify(presented, outcome_of(request).client)
     except KeystileError as error:
@@ -60,13 +51,7 @@ async def authenticate(request: web.Request) -> Verified:
             metrics.store_errors.inc()
         metrics.count_refusal(error.code, error.reason)
         outcome_of(request).reason = error.reason
-        tarpit = isinstance(error, InvalidToken) and not isinstance(error, InactiveToken)
-        if tarpit and config.limits.refusal_delay_seconds:
-            # A guessed or forged credential waits (as PAM's fail delay): a
-            # connection sending them gets one answer per delay, so a flood of
-            # them cannot crowd out valid traffic. A revoked or expired token
-            # is refused at once: revocation is timed to the first 401.
-            await asyncio.sleep(config.limits.refusal_delay_seconds)
+        await limits.tarpit(error, config.limits.refusal_delay_seconds)
         raise
     metrics.auth_ok.inc()
     outcome_of(request).client_id = verified.client_id

@@ -16,6 +16,7 @@ and the request is refused with 401 as it would have been anyway.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -25,9 +26,22 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from sidecar import keys
-from sidecar.errors import TooManyAttempts
+from sidecar.errors import InactiveToken, InvalidToken, KeystileError, TooManyAttempts
 
 log = logging.getLogger("keystile.limits")
+
+
+async def tarpit(error: KeystileError, delay: float) -> None:
+    """Hold a refused guess (bad checksum, unknown id, wrong secret) for ``delay`` seconds.
+
+    As PAM's fail delay: a connection sending guesses gets one answer per
+    delay, so a flood of them cannot crowd out valid traffic. A real token
+    refused for its standing (``InactiveToken``: revoked, expired, user
+    inactive) is answered at once, since revocation is timed to that answer.
+    """
+    if delay and isinstance(error, InvalidToken) and not isinstance(error, InactiveToken):
+        await asyncio.sleep(delay)
+
 
 WINDOW_SECONDS = 60
 #: Pairs remembered as over the limit, at most (older ones are pruned first).

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from admin.app import build_admin_app
 from sidecar import tokenformat
 from sidecar.app import build_proxy_app
 from sidecar.errorpages import error_response
@@ -154,3 +155,16 @@ async def test_guessed_credentials_wait_and_revoked_ones_do_not(
     assert status == 401 and waited >= 2
     status, waited = await timed(issued.bearer)
     assert status == 401 and waited < 1.5
+
+
+async def test_admin_api_holds_guesses_too(
+    aiohttp_client: Any, redis_url: str, store: RedisStore
+) -> None:
+    """The admin listener applies the same tarpit: an unknown token waits for its 401."""
+    config = make_config(redis_url, limits={"refusal_delay_seconds": 2})
+    admin = await aiohttp_client(build_admin_app(config, redis_url, warm_index=False))
+    unknown = tokenformat.format_token("ks", "U" * 22, "s" * 32)
+    began = asyncio.get_running_loop().time()
+    async with admin.get("/admin/v1/me", headers={"Authorization": f"Bearer {unknown}"}) as answer:
+        assert answer.status == 401
+    assert asyncio.get_running_loop().time() - began >= 2
