@@ -5,7 +5,8 @@
 
 Every resource (the Redis pool, the argon2 thread pool) is opened and closed
 in ``cleanup_ctx``. Callers are verified by ``admin.auth`` with the process's
-shared verifier, the proxy's own.
+shared verifier, the proxy's own, or by a web console session (admin/console/),
+whose page and static files the same listener serves at ``/``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,23 @@ from aiohttp import web
 
 from admin import openapi, views_me, views_people, views_tokens
 from admin.auth import AdminVerifier
+from admin.console import views as console_views
+from admin.console.auth import ConsoleAuth
+from admin.console.headers import add_security_headers
+from admin.console.sessions import SessionStore
 from admin.schema import Rules
 from admin.service import Service
-from admin.state import CONFIG, INDEX, REDIS_URL, RULES, SERVICE, STORE, VERIFIER, WARM_INDEX
+from admin.state import (
+    CONFIG,
+    CONSOLE,
+    INDEX,
+    REDIS_URL,
+    RULES,
+    SERVICE,
+    STORE,
+    VERIFIER,
+    WARM_INDEX,
+)
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar import verification
@@ -42,7 +57,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
         app[STORE] = store
-        app[VERIFIER] = AdminVerifier(shared.verifier)
+        sessions = SessionStore(client, config.admin.session_idle_seconds)
+        app[CONSOLE] = ConsoleAuth(sessions, store)
+        app[VERIFIER] = AdminVerifier(shared.verifier, app[CONSOLE])
         app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
         app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
         # Load the listing index now rather than on the first GET /tokens (seconds at
@@ -72,4 +89,7 @@ def build_admin_app(config: Config, redis_url: str, *, warm_index: bool = True) 
     app.router.add_routes(views_me.routes)
     app[openapi.DOCUMENT] = openapi.document(config)
     app.router.add_get("/admin/v1/openapi.json", openapi.view)
+    app.router.add_routes(console_views.routes)
+    app.router.add_static("/console/static", console_views.STATIC)
+    app.on_response_prepare.append(add_security_headers)
     return app

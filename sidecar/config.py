@@ -57,6 +57,8 @@ class ProxyConfig:
 class AdminConfig:
     listen: HostPort = HostPort("127.0.0.1", 8081)
     max_body_bytes: int = 64 * 1024
+    #: Seconds a web console session lives without a request (admin/console/sessions.py).
+    session_idle_seconds: int = 1800
 
 
 @dataclass(frozen=True)
@@ -338,11 +340,14 @@ def _proxy(reader: _Reader, table: Mapping[str, Any]) -> ProxyConfig:
 
 
 def _admin(reader: _Reader, table: Mapping[str, Any]) -> AdminConfig:
-    reader.unknown(table, "admin", {"listen", "max_body_bytes"})
+    reader.unknown(table, "admin", {"listen", "max_body_bytes", "session_idle_seconds"})
     d = AdminConfig()
     return AdminConfig(
         listen=reader.get(table, "admin", "listen", str(d.listen), host_port),
         max_body_bytes=reader.get(table, "admin", "max_body_bytes", d.max_body_bytes, _int(1024)),
+        session_idle_seconds=reader.get(
+            table, "admin", "session_idle_seconds", d.session_idle_seconds, _int(60, 86400)
+        ),
     )
 
 

@@ -51,3 +51,8 @@ def role_tokens(name: str) -> str:
 def wrong_secrets(client_id: str, address: str) -> str:
     """Counter of wrong secrets for one client_id from one address, in the current window."""
     return f"{TAG}:wrong-secrets:{client_id}:{address}"
+
+
+def console_session(digest: str) -> str:
+    """A web console session, by the SHA-256 of its id (the id itself is never stored)."""
+    return f"{TAG}:console-session:{digest}"
