@@ -191,4 +191,5 @@ def running(workdir: Path) -> Iterator[Console]:
         serve.terminate()
         serve.wait(30)
         upstream.shutdown()
+        upstream.server_close()
         redis.stop()

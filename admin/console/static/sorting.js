@@ -24,7 +24,8 @@ export function clicked(keys, column) {
   return [{ column, descending: false }, ...keys.filter((key) => key.column !== column)];
 }
 
-// A <th> whose button sorts by `column`; its accessible name is the label alone.
+// A <th> whose button sorts by `column`; the marks are aria-hidden, so the button's
+// name is the label alone and aria-sort tells the direction.
 export function sortHeader(label, column, keys, href) {
   const at = keys.findIndex((key) => key.column === column);
   const key = keys[at];
@@ -38,6 +39,6 @@ export function sortHeader(label, column, keys, href) {
     : [];
   const target = href(formatOrder(clicked(keys, column)));
   const go = () => { location.hash = target; };
-  th.append(h('button', { type: 'button', class: 'sort', 'aria-label': label, onclick: go }, label, ...marks));
+  th.append(h('button', { type: 'button', class: 'sort', onclick: go }, label, ...marks));
   return th;
 }
