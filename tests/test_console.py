@@ -182,7 +182,7 @@ def test_revoke_and_revoke_all_stop_the_proxy_accepting_the_tokens(console: Cons
 
 
 def test_edit_and_regenerate_show_in_the_history(console: Console) -> None:
-    """Edit a description, regenerate with a grace period: History lists both, old and new values."""
+    """Edit a description, regenerate with a grace period: History lists both, old and new."""
     made = console.token("hank", description="before", access={"orders": "read"})
     page = console.signed_in()
     page.goto(f"{console.admin_url}/#/tokens/{made['client_id']}")
@@ -221,3 +221,139 @@ def test_api_errors_appear_next_to_the_field_they_name(console: Console) -> None
 
     expect(page.get_by_label("User")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("p.error")).to_contain_text("user")
+
+
+def test_a_read_only_admin_sees_no_write_control_and_cannot_post(console: Console) -> None:
+    """With read on admin: no "Add token", "Delete selected", "Edit" or "Revoke"; posts get 403."""
+    reader = console.token("reader", access={"admin": "read"})
+    page = console.signed_in(reader["token"])
+    expect(page.locator("table.tokens")).to_be_visible()
+    for name in ("Add token", "Delete selected"):
+        expect(
+            page.get_by_role("link", name=name).or_(page.get_by_role("button", name=name))
+        ).to_have_count(0)
+    page.goto(f"{console.admin_url}/#/tokens/{reader['client_id']}")
+    expect(page.get_by_role("link", name="History")).to_be_visible()
+    for name in ("Edit", "Regenerate", "Revoke", "Delete"):
+        expect(
+            page.get_by_role("button", name=name, exact=True).or_(
+                page.get_by_role("link", name=name, exact=True)
+            )
+        ).to_have_count(0)
+
+    csrf = page.request.get(console.admin_url + "/console/v1/session").json()["csrf"]
+    headers = {"X-CSRF-Token": csrf}
+    posted = page.request.post(
+        console.admin_url + "/admin/v1/tokens", data={"user": "reader"}, headers=headers
+    )
+    revoked = page.request.post(
+        f"{console.admin_url}/admin/v1/tokens/{reader['client_id']}/revoke",
+        data={},
+        headers=headers,
+    )
+
+    assert (posted.status, revoked.status) == (403, 403)
+    assert console.api("GET", f"/tokens/{reader['client_id']}")[1]["status"] == "active"
+
+
+def test_revoking_the_signed_in_token_ends_the_session(console: Console) -> None:
+    """Once the token behind a session is revoked, the next click lands on the sign-in form."""
+    admin = console.token("ivan", access={"admin": "full"})
+    page = console.signed_in(admin["token"])
+    console.api("POST", f"/tokens/{admin['client_id']}/revoke", {})
+
+    page.get_by_role("link", name="Users").click()
+
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("session has ended")
+    assert page.request.get(console.admin_url + "/console/v1/session").status == 401
+
+
+def test_sign_out_ends_the_session(console: Console) -> None:
+    """ "Sign out" returns to the sign-in form, and the old cookie opens nothing any more."""
+    page = console.signed_in()
+    cookies = page.context.cookies()
+
+    page.get_by_role("button", name="Sign out").click()
+
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    other = console.browser.new_context()
+    other.add_cookies(cookies)
+    assert other.request.get(console.admin_url + "/console/v1/session").status == 401
+    other.close()
+
+
+def test_a_self_service_caller_sees_only_my_tokens(console: Console) -> None:
+    """A token with no admin level gets "My tokens" alone, and can add a token of its own."""
+    own = console.token("sam", access={"orders": "full"}, description="sam's laptop")
+    page = console.signed_in(own["token"])
+
+    expect(page.get_by_role("heading", name="My tokens")).to_be_visible()
+    nav = page.get_by_role("navigation", name="Console")
+    expect(nav.get_by_role("link")).to_have_text(["My tokens"])
+    page.get_by_role("link", name="Add token").click()
+    page.get_by_label("Description").fill("sam's phone")
+    page.get_by_role("row", name=re.compile("^orders")).get_by_label("Read access").check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    token = page.get_by_role("dialog").get_by_label("New token").input_value()
+    page.get_by_role("button", name="I have saved the secret").click()
+
+    expect(page.locator("table.tokens tbody tr")).to_have_count(2)
+    assert console.proxy_status(token) == 200
+    screenshot(page, "my-tokens")
+
+
+def test_dialogs_take_focus_and_give_it_back(console: Console) -> None:
+    """Enter on "Revoke" opens a dialog holding the focus; Escape closes it and refocuses Revoke."""
+    made = console.token("fay")
+    page = console.signed_in()
+    page.goto(f"{console.admin_url}/#/tokens/{made['client_id']}")
+    revoke = page.get_by_role("button", name="Revoke")
+
+    revoke.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog").get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(revoke).to_be_focused()
+    assert console.api("GET", f"/tokens/{made['client_id']}")[1]["status"] == "active"
+
+
+def test_users_and_roles_pages_and_a_role_in_use_cannot_be_deleted(console: Console) -> None:
+    """Add a role with the access table, give it to a token: deleting it shows the API's 409."""
+    page = console.signed_in()
+    page.goto(f"{console.admin_url}/#/roles/new")
+    page.get_by_label("Name").fill("auditor")
+    page.get_by_label("Description").fill("reads everything")
+    page.get_by_label("Access level").select_option("read")
+    page.get_by_label("Apply to all APIs").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="Role auditor")).to_be_visible()
+    assert console.api("GET", "/roles/auditor")[1]["access"] == {"*": "read"}
+    console.token("uma", role="auditor")
+
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+
+    expect(page.locator("p.error")).to_contain_text("token")
+    assert console.api("GET", "/roles/auditor")[0] == 200
+    page.goto(f"{console.admin_url}/#/roles")
+    expect(page.get_by_role("cell", name="auditor")).to_be_visible()
+    screenshot(page, "roles")
+    page.goto(f"{console.admin_url}/#/users")
+    expect(page.get_by_role("link", name="uma")).to_be_visible()
+    screenshot(page, "users")
+    page.goto(f"{console.admin_url}/#/audit")
+    expect(page.locator("table.history tbody")).to_contain_text("auditor")
+    screenshot(page, "audit")
+
+
+def test_the_token_list_fits_a_phone_width_screen(console: Console) -> None:
+    """At 390 px the page does not scroll sideways: only the table's own box does."""
+    page = console.signed_in(width=390, height=844)
+
+    expect(page.locator("table.tokens")).to_be_visible()
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "tokens-phone")

@@ -18,6 +18,7 @@ from sidecar import tokenformat
 from tests.adminkit import Harness, Reply, harness
 
 SESSION = "/console/v1/session"
+Headers = Mapping[str, str]
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ async def test_a_read_only_session_cannot_change_anything(h: Harness) -> None:
 
 
 async def test_the_store_keeps_a_hash_of_the_session_id_with_an_idle_ttl(h: Harness) -> None:
-    """Redis holds the SHA-256 of the session id, the client_id and CSRF, and expires it when idle."""
+    """Redis holds the SHA-256 of the session id, its client_id and CSRF, and an idle TTL."""
     cookie, csrf = await sign_in(h, h.root)
     session_id = cookie["Cookie"].split("=", 1)[1]
     client = aioredis.Redis.from_url(h.config.redis.url or "", decode_responses=True)

@@ -21,7 +21,7 @@ from admin.common import NO_STORE, answer, read_body
 from admin.console.auth import COOKIE, check_csrf
 from admin.errors import BadRequest
 from admin.state import CONFIG, CONSOLE, STORE, VERIFIER
-from sidecar import credentials, limits
+from sidecar import clock, credentials, limits
 from sidecar.credentials import MAX_CREDENTIAL_LENGTH
 from sidecar.errors import InvalidRequest, InvalidToken, KeystileError
 
@@ -107,6 +107,7 @@ def _described(request: web.Request, caller: Caller, csrf: str) -> dict[str, Any
         "user": caller.username,
         "client_id": caller.client_id,
         "level": caller.admin_level.value,
+        "expires_at": clock.to_rfc3339(caller.expires_at) if caller.expires_at else None,
         "csrf": csrf,
         "apis": [{"name": api.name, "description": api.description} for api in config.apis],
         "expiry_months_choices": list(config.tokens.expiry_months_choices),

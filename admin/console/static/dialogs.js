@@ -57,7 +57,9 @@ export function secret(issued) {
       }
     });
     done.addEventListener('click', () => {
+      // Gone from the page now, not when the close event runs.
       value.value = '';
+      value.removeAttribute('value');
       dialog.close();
     });
     dialog.addEventListener('close', () => resolve());

@@ -40,12 +40,19 @@ function userDialog(select) {
   username.focus();
 }
 
-function expiryChoices(session, token) {
-  const options = token
-    ? [h('option', { value: '', selected: true }, `Keep (${token.expires_at.slice(0, 10)})`)]
-    : [];
+// Edit keeps the expiry unless asked; a self-service token can never outlive the
+// calling one, so "me" offers the default (shortened by the API to the caller's
+// expiry) and only the choices that end before it.
+function expiryChoices(session, token, self) {
+  const options = [];
+  if (token) options.push(h('option', { value: '', selected: true }, `Keep (${token.expires_at.slice(0, 10)})`));
+  if (self) {
+    const until = (session.expires_at || '').slice(0, 10);
+    options.push(h('option', { value: '', selected: true }, `${session.default_expiry_months} (at most until ${until}, when your token expires)`));
+  }
   for (const months of session.expiry_months_choices) {
-    const selected = !token && months === session.default_expiry_months;
+    if (self && (!session.expires_at || addMonths(months) >= session.expires_at)) continue;
+    const selected = !token && !self && months === session.default_expiry_months;
     options.push(h('option', { value: String(months), selected }, String(months)));
   }
   return h('select', { 'data-field': token ? 'expires_at' : 'expires_in_months', id: uid('months') }, options);
@@ -75,7 +82,7 @@ export async function tokenForm(page, ctx, { token = null, mode = 'admin' } = {}
   const description = h('input', { type: 'text', 'data-field': 'description', maxlength: 1000, value: token ? token.description : '' });
   const apis = self ? ctx.session.apis : [...ctx.session.apis, ADMIN_API];
   const access = accessTable(apis, token ? token.access : {}, { wildcard: !self });
-  const months = expiryChoices(ctx.session, token);
+  const months = expiryChoices(ctx.session, token, self);
   const addUser = user ? h('button', { type: 'button', class: 'secondary' }, 'Add user') : null;
   if (addUser) addUser.addEventListener('click', () => userDialog(user));
   const buttons = [['save', 'Save'], ['another', 'Save and add another'], ['continue', 'Save and continue editing']];
@@ -98,7 +105,7 @@ export async function tokenForm(page, ctx, { token = null, mode = 'admin' } = {}
         if (months.value) body.expires_at = addMonths(Number(months.value));
         saved = await admin('PATCH', `/tokens/${encodeURIComponent(token.client_id)}`, body);
       } else {
-        body.expires_in_months = Number(months.value);
+        if (months.value) body.expires_in_months = Number(months.value);
         saved = await admin('POST', self ? '/me/tokens' : '/tokens', body);
       }
     }, { user, access: access.element });

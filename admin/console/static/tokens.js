@@ -101,8 +101,8 @@ async function filters(params, ctx) {
   const user = h('input', { type: 'text', name: 'user', id: 'filter-user', value: params.get('user') || '' });
   const showRevoked = h('input', { type: 'checkbox', name: 'show-revoked', id: 'filter-revoked', checked: params.get('revoked') !== 'hide' });
   const form = h('form', { role: 'search', class: 'filters' },
-    h('div', { class: 'field search' }, h('label', { for: 'search' }, 'Search'), search,
-      h('button', { type: 'submit' }, 'Search')),
+    h('div', { class: 'field search' }, h('label', { for: 'search' }, 'Search'),
+      h('div', { class: 'inline' }, search, h('button', { type: 'submit' }, 'Search'))),
     select('Filter by status', 'status', [['', 'Any status'], ['active', 'Active'], ['expired', 'Expired'], ['revoked', 'Revoked']], params.get('status')),
     h('div', { class: 'field check' }, showRevoked, h('label', { for: 'filter-revoked' }, 'Show revoked tokens')),
     h('div', { class: 'field' }, h('label', { for: 'filter-user' }, 'Filter by user'), user),

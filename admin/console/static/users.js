@@ -27,7 +27,8 @@ export async function list(page, ctx) {
   const keys = parseOrder(params.get('order'));
   const search = h('input', { type: 'search', id: 'search', name: 'q', value: params.get('q') || '', maxlength: 200 });
   const form = h('form', { role: 'search', class: 'filters' },
-    h('div', { class: 'field search' }, h('label', { for: 'search' }, 'Search'), search, h('button', { type: 'submit' }, 'Search')));
+    h('div', { class: 'field search' }, h('label', { for: 'search' }, 'Search'),
+      h('div', { class: 'inline' }, search, h('button', { type: 'submit' }, 'Search'))));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     location.hash = hrefWith(params, { q: search.value.trim(), offset: null });
