@@ -52,6 +52,7 @@ class Console:
     proxy_url: str
     root: str
     browser: Browser
+    redis_url: str
 
     def page(self, width: int = 1280, height: int = 900) -> Page:
         """A fresh browser context (no cookies) with one page at the console."""
@@ -119,6 +120,7 @@ listen = "127.0.0.1:{ports["proxy"]}"
 listen = "127.0.0.1:{ports["admin"]}"
 [redis]
 url = "{redis_url}"
+timeout = 0.5
 [hashing]
 {hashing}
 [log]
@@ -184,6 +186,7 @@ def running(workdir: Path) -> Iterator[Console]:
                     proxy_url=f"http://127.0.0.1:{ports['proxy']}",
                     root=root,
                     browser=browser,
+                    redis_url=redis.url,
                 )
             finally:
                 browser.close()

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import redis
 from playwright.sync_api import Page, expect
 
 from tests.consolekit import Console, running, screenshot
@@ -357,3 +358,21 @@ def test_the_token_list_fits_a_phone_width_screen(console: Console) -> None:
 
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "tokens-phone")
+
+
+def test_a_store_outage_shows_a_banner_until_the_store_is_back(console: Console) -> None:
+    """With Redis paused, the next page shows the store banner; once it is back, it goes away."""
+    page = console.signed_in()
+    expect(page.get_by_role("heading", name="Tokens")).to_be_visible()
+    client = redis.Redis.from_url(console.redis_url)
+    client.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # past redis.timeout (0.5 s)
+    client.close()
+
+    page.get_by_role("link", name="Users").click()
+
+    expect(page.locator("#banner")).to_contain_text("credential store is unavailable")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    page.wait_for_timeout(1500)
+    page.get_by_role("link", name="Roles").click()
+    expect(page.get_by_role("heading", name="Roles")).to_be_visible()
+    expect(page.locator("#banner")).to_be_hidden()

@@ -65,6 +65,15 @@ async def test_sign_in_sets_a_strict_httponly_cookie_that_is_not_the_token(h: Ha
     assert reply.headers["Cache-Control"] == "no-store"
 
 
+async def test_the_cookie_is_secure_behind_a_tls_proxy(h: Harness) -> None:
+    """Signed in through a proxy that terminated TLS (X-Forwarded-Proto: https): Secure is set."""
+    headers = {"X-Forwarded-Proto": "https"}
+
+    reply = await send(h, "POST", SESSION, json={"token": h.root}, headers=headers)
+
+    assert SimpleCookie(reply.headers["Set-Cookie"])["keystile_console"]["secure"]
+
+
 async def test_a_wrong_token_is_a_401_naming_the_token_field(h: Harness) -> None:
     """A wrong secret and a malformed token both answer 401 with field "token"."""
     wrong = h.root[:-8] + "AAAAAAAA"

@@ -61,10 +61,19 @@ async def sign_in(request: web.Request) -> web.Response:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=_over_tls(request),
         max_age=None,  # a browser session cookie; the server's idle TTL ends it
     )
     return response
+
+
+def _over_tls(request: web.Request) -> bool:
+    """TLS here, or at a proxy in front that says so.
+
+    X-Forwarded-Proto is taken from anyone: it can only make the cookie
+    stricter (Secure), never looser, and only for the client that sent it.
+    """
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
 def _token_field(body: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 // hash router (#/tokens?order=user,-created_at&q=...: a view is a bookmark).
 
 import { SESSION, banner, call, setCsrf } from './api.js';
-import { h, heading } from './dom.js';
+import { h, heading, rerender } from './dom.js';
 import { showError, clearErrors } from './forms.js';
 import * as tokens from './tokens.js';
 import * as tokenForm from './tokenform.js';
@@ -71,10 +71,20 @@ async function route() {
     await view(page, ctx);
   } catch (error) {
     if (error.status === 401) return;
-    page.replaceChildren(heading('Something went wrong'), h('p', { class: 'error', role: 'alert' }, error.message));
+    page.replaceChildren(...failed(error));
   }
   const title = page.querySelector('h1');
   if (title && document.activeElement === document.body) title.focus();
+}
+
+// A page that could not load: the banner already says why when the store or the
+// listener is down; anything else shows the API's own message.
+function failed(error) {
+  const retry = h('button', { type: 'button', onclick: rerender }, 'Retry');
+  if (error.status === 503 || error.status === 0) {
+    return [heading('Not available right now'), h('p', {}, 'This page could not be loaded. '), retry];
+  }
+  return [heading('Something went wrong'), h('p', { class: 'error', role: 'alert' }, error.message), retry];
 }
 
 function signInForm(message) {
