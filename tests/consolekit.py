@@ -28,7 +28,9 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+#: Where the screenshots go: docs/screenshots/ when KEYSTILE_SCREENSHOTS=1 (to refresh the
+#: committed ones), else a temporary directory, so a test run leaves the tree unchanged.
+DOCS_SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -53,6 +55,7 @@ class Console:
     root: str
     browser: Browser
     redis_url: str
+    screenshots: Path
 
     def page(self, width: int = 1280, height: int = 900) -> Page:
         """A fresh browser context (no cookies) with one page at the console."""
@@ -101,11 +104,10 @@ class Console:
         except urllib.error.HTTPError as error:
             return error.code
 
-
-def screenshot(page: Page, name: str) -> None:
-    """Keep a picture of this page for docs/console.md."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    def screenshot(self, page: Page, name: str) -> None:
+        """Keep a picture of this page, for docs/console.md."""
+        self.screenshots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(self.screenshots / f"{name}.png"))
 
 
 def _write_config(path: Path, upstream: str, redis_url: str) -> dict[str, int]:
@@ -187,6 +189,11 @@ def running(workdir: Path) -> Iterator[Console]:
                     root=root,
                     browser=browser,
                     redis_url=redis.url,
+                    screenshots=(
+                        DOCS_SCREENSHOTS
+                        if os.environ.get("KEYSTILE_SCREENSHOTS") == "1"
+                        else workdir / "screenshots"
+                    ),
                 )
             finally:
                 browser.close()

@@ -2,7 +2,8 @@
 
 Each test drives the console by the accessible names a user sees ("Token",
 "Sign in", "Delete selected"...), in its own browser context, on records of
-its own. The main pages are saved to docs/screenshots/ on the way.
+its own. The main pages are photographed on the way (into docs/screenshots/ with
+KEYSTILE_SCREENSHOTS=1, to refresh the pictures of docs/console.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 import redis
 from playwright.sync_api import Page, expect
 
-from tests.consolekit import Console, running, screenshot
+from tests.consolekit import Console, running
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_sign_in_opens_the_token_list_with_a_strict_cookie(console: Console) -> 
     response = page.goto(console.admin_url + "/")
     assert response is not None
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-    screenshot(page, "sign-in")
+    console.screenshot(page, "sign-in")
 
     page.get_by_label("Token").fill(console.root)
     page.get_by_role("button", name="Sign in").click()
@@ -73,7 +74,7 @@ def test_a_new_token_is_shown_once_and_never_after_a_reload(console: Console) ->
     page.get_by_label("User").select_option("olga")
     page.get_by_label("Description").fill("olga's ci runner")
     page.get_by_role("row", name=re.compile("^orders")).get_by_label("Full access").check()
-    screenshot(page, "add-token")
+    console.screenshot(page, "add-token")
 
     page.get_by_role("button", name="Save", exact=True).click()
 
@@ -83,7 +84,7 @@ def test_a_new_token_is_shown_once_and_never_after_a_reload(console: Console) ->
     token = dialog.get_by_label("New token").input_value()
     client_id = dialog.locator("code.client-id").inner_text()
     assert token.startswith(f"ks_{client_id}_")
-    screenshot(page, "secret-dialog")
+    console.screenshot(page, "secret-dialog")
     page.keyboard.press("Escape")  # the dialog waits for the confirmation
     expect(dialog).to_be_visible()
     assert console.proxy_status(token) == 200
@@ -117,7 +118,7 @@ def test_clicking_headers_sorts_by_several_columns_numbered_by_priority(console:
     assert "order=description%2Cuser" in page.url or "order=description,user" in page.url
     users = page.locator("table.tokens tbody tr td:nth-child(3)")
     expect(users).to_have_text(["sortc", "sorta", "sortb"])
-    screenshot(page, "tokens")
+    console.screenshot(page, "tokens")
 
     page.get_by_role("button", name="Description", exact=True).click()
     expect(description).to_have_attribute("aria-sort", "descending")
@@ -172,7 +173,7 @@ def test_revoke_and_revoke_all_stop_the_proxy_accepting_the_tokens(console: Cons
     expect(page.locator("dl.record")).to_contain_text("revoked")
     assert console.proxy_status(one["token"]) == 401
     assert console.proxy_status(two["token"]) == 200
-    screenshot(page, "token-page")
+    console.screenshot(page, "token-page")
 
     page.goto(f"{console.admin_url}/#/users/rita")
     page.get_by_role("button", name="Revoke all").click()
@@ -209,11 +210,11 @@ def test_edit_and_regenerate_show_in_the_history(console: Console) -> None:
     expect(updated.locator("td")).to_have_text(
         [re.compile("UTC"), "root", "updated", "description", "before", "after"]
     )
-    screenshot(page, "history")
+    console.screenshot(page, "history")
 
 
 def test_api_errors_appear_next_to_the_field_they_name(console: Console) -> None:
-    """Saving a token with no user puts the API's message beside "User"."""
+    """No user: the API's message beside "User"; then "Save and continue editing" opens the edit."""
     page = console.signed_in()
     page.goto(f"{console.admin_url}/#/tokens/new")
     expect(page.get_by_role("heading", name="Add token")).to_be_visible()
@@ -222,6 +223,11 @@ def test_api_errors_appear_next_to_the_field_they_name(console: Console) -> None
 
     expect(page.get_by_label("User")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("p.error")).to_contain_text("user")
+    page.get_by_label("User").select_option("root")
+    page.get_by_role("button", name="Save and continue editing").click()
+    page.get_by_role("button", name="I have saved the secret").click()
+    expect(page.get_by_role("heading", name=re.compile("^Edit "))).to_be_visible()
+    expect(page.get_by_label("User")).to_have_value("root")
 
 
 def test_a_read_only_admin_sees_no_write_control_and_cannot_post(console: Console) -> None:
@@ -301,7 +307,7 @@ def test_a_self_service_caller_sees_only_my_tokens(console: Console) -> None:
 
     expect(page.locator("table.tokens tbody tr")).to_have_count(2)
     assert console.proxy_status(token) == 200
-    screenshot(page, "my-tokens")
+    console.screenshot(page, "my-tokens")
 
 
 def test_dialogs_take_focus_and_give_it_back(console: Console) -> None:
@@ -341,13 +347,13 @@ def test_users_and_roles_pages_and_a_role_in_use_cannot_be_deleted(console: Cons
     assert console.api("GET", "/roles/auditor")[0] == 200
     page.goto(f"{console.admin_url}/#/roles")
     expect(page.get_by_role("cell", name="auditor")).to_be_visible()
-    screenshot(page, "roles")
+    console.screenshot(page, "roles")
     page.goto(f"{console.admin_url}/#/users")
     expect(page.get_by_role("link", name="uma")).to_be_visible()
-    screenshot(page, "users")
+    console.screenshot(page, "users")
     page.goto(f"{console.admin_url}/#/audit")
     expect(page.locator("table.history tbody")).to_contain_text("auditor")
-    screenshot(page, "audit")
+    console.screenshot(page, "audit")
 
 
 def test_the_token_list_fits_a_phone_width_screen(console: Console) -> None:
@@ -357,7 +363,7 @@ def test_the_token_list_fits_a_phone_width_screen(console: Console) -> None:
     expect(page.locator("table.tokens")).to_be_visible()
 
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    screenshot(page, "tokens-phone")
+    console.screenshot(page, "tokens-phone")
 
 
 def test_a_store_outage_shows_a_banner_until_the_store_is_back(console: Console) -> None:

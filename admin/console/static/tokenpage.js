@@ -42,10 +42,10 @@ function accessSummary(token, role, apis) {
     const [level, from] = effective(api.name, token, role);
     return h('tr', {}, h('th', { scope: 'row' }, api.name), h('td', {}, LABEL[level]), h('td', {}, from));
   });
-  return h('table', { class: 'list effective' },
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'list effective' },
     h('caption', {}, 'Effective access'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'API'), h('th', { scope: 'col' }, 'Level'), h('th', { scope: 'col' }, 'From'))),
-    h('tbody', {}, rows));
+    h('tbody', {}, rows)));
 }
 
 function regenerate(token, session) {
