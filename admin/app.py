@@ -3,15 +3,16 @@
     admin call -> credentials -> verifier (as on the proxy) -> authz (pure)
                -> schema (pure) -> one atomic store change -> JSON view
 
-Every resource (the Redis pool, the argon2 thread pool) is opened and closed
-in ``cleanup_ctx``. Callers are verified by ``admin.auth`` with the process's
-shared verifier, the proxy's own.
+Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
+flusher) is opened and closed in ``cleanup_ctx``. Callers are verified by
+``admin.auth`` with the process's shared verifier, the proxy's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -22,7 +23,7 @@ from admin.service import Service
 from admin.state import CONFIG, INDEX, REDIS_URL, RULES, SERVICE, STORE, VERIFIER, WARM_INDEX
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
-from sidecar import verification
+from sidecar import usage, verification
 from sidecar.config import Config
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
@@ -42,19 +43,28 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
         app[STORE] = store
-        app[VERIFIER] = AdminVerifier(shared.verifier)
-        app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
-        app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
-        # Load the listing index now rather than on the first GET /tokens (seconds at
-        # 100k tokens), in one process only: with --workers the others load it when
-        # a list reaches them, so N proxy workers do not each hold a copy for nothing.
-        warm_ups = [asyncio.create_task(app[INDEX].warm_up())] if app[WARM_INDEX] else []
+        async with usage.recording(store, config.tokens.last_used_interval) as used:
+            app[VERIFIER] = AdminVerifier(shared.verifier, used)
+            app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
+            app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
+            async with _warm(app):
+                yield
+        await app[INDEX].close()
+        await client.aclose()
+
+
+@asynccontextmanager
+async def _warm(app: web.Application) -> AsyncIterator[None]:
+    # Load the listing index now rather than on the first GET /tokens (seconds at
+    # 100k tokens), in one process only: with --workers the others load it when
+    # a list reaches them, so N proxy workers do not each hold a copy for nothing.
+    warm_ups = [asyncio.create_task(app[INDEX].warm_up())] if app[WARM_INDEX] else []
+    try:
         yield
+    finally:
         for task in warm_ups:
             task.cancel()
         await asyncio.gather(*warm_ups, return_exceptions=True)
-        await app[INDEX].close()
-        await client.aclose()
 
 
 def build_admin_app(config: Config, redis_url: str, *, warm_index: bool = True) -> web.Application:

@@ -81,6 +81,7 @@ def _workers(text: str) -> int:
 
 
 def _serve(config: configuration.Config, count: int) -> int:
+    runtime.warn_if_nothing_to_proxy(config)
     if count == 1:
         workers.run(runtime.serve(config))
         return 0
@@ -91,7 +92,11 @@ def _bootstrap(config: configuration.Config, username: str) -> int:
     if not USERNAME.fullmatch(username):
         return _fail(f"--user: {username!r} is not a valid username", EXIT_CONFIG)
     issued = asyncio.run(runtime.bootstrap(config, username))
-    print(f"created admin token {issued.token.client_id} for {issued.token.user}", file=sys.stderr)
+    where = runtime.store_name(config)
+    print(
+        f"created admin token {issued.token.client_id} for {issued.token.user} in {where}",
+        file=sys.stderr,
+    )
     print("it is shown once; keep it safe:", file=sys.stderr)
     print(issued.bearer, flush=True)
     return 0

@@ -47,6 +47,19 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def store_name(config: Config) -> str:
+    """Which store the config names, for the operator: the redacted URL or the data directory."""
+    if config.redis.url is not None:
+        return redact(config.redis.url)
+    return f"the embedded store in {config.redis.data_dir.absolute()}"
+
+
+def warn_if_nothing_to_proxy(config: Config) -> None:
+    """A config without ``[[apis]]`` runs, but its proxy can only answer 404: say so."""
+    if not config.apis:
+        log.warning("no [[apis]] in the config: the proxy answers 404 to every request")
+
+
 @asynccontextmanager
 async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator[str]:
     """Yield a Redis URL that answers: the configured one, or the embedded server's.

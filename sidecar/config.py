@@ -7,7 +7,9 @@ nothing reads ``os.environ`` after start-up.
 
 Environment overrides: ``KEYSTILE_<SECTION>_<KEY>`` for any scalar key of a
 section (``KEYSTILE_REDIS_URL``, ``KEYSTILE_PROXY_LISTEN``,
-``KEYSTILE_TOKENS_PREFIX``...). Pure module: no aiohttp, no redis.
+``KEYSTILE_TOKENS_PREFIX``...); any other ``KEYSTILE_*`` variable is a problem,
+and a relative path in the file is read from the file's directory
+(``sidecar.configsources``). Pure module: no aiohttp, no redis.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from sidecar import configsources
 
 API_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 TOKEN_PREFIX = re.compile(r"[a-z][a-z0-9]{0,15}")
@@ -159,6 +163,13 @@ class Config:
     apis: tuple[ApiConfig, ...] = ()
 
 
+#: Keys naming a file or directory, and their defaults: relative ones are read from the
+#: config file's directory. Add every new path key here.
+PATH_KEYS = {("redis", "data_dir"): str(RedisConfig.data_dir)}
+#: Keys naming a program: a bare name is looked up on PATH, a relative path is anchored.
+COMMAND_KEYS = (("redis", "server_binary"),)
+
+
 def load(path: Path | None, environ: Mapping[str, str]) -> Config:
     """Read ``path`` (None: defaults only), apply ``environ`` overrides, validate."""
     raw: dict[str, Any] = {}
@@ -171,6 +182,9 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
             raise ConfigError([f"config file {str(path)!r} cannot be read: {exc}"]) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"config file {str(path)!r} is not valid TOML: {exc}"]) from None
+        # absolute(), not resolve(): a config reached through a symlink (a Kubernetes
+        # ConfigMap mount is one) keeps its paths beside the link.
+        raw = configsources.anchored(raw, path.absolute().parent, PATH_KEYS, COMMAND_KEYS)
     return parse(raw, environ)
 
 
@@ -195,6 +209,7 @@ def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         log=_log(reader, _table(raw, "log", problems)),
         apis=_apis(raw.get("apis", []), problems),
     )
+    problems += configsources.unknown_variables(environ, reader.overrides)
     if problems:
         raise ConfigError(problems)
     return config
@@ -214,6 +229,8 @@ class _Reader:
     def __init__(self, problems: list[str], environ: Mapping[str, str]) -> None:
         self.problems = problems
         self.environ = environ
+        #: The override name of every key read: the environment variables that mean something.
+        self.overrides: set[str] = set()
 
     def get(
         self,
@@ -224,6 +241,7 @@ class _Reader:
         convert: Callable[[Any], Any],
     ) -> Any:
         env_name = f"KEYSTILE_{section}_{key}".upper()
+        self.overrides.add(env_name)
         source = f"{section}.{key}"
         value = table.get(key, default)
         if env_name in self.environ:
