@@ -11,23 +11,17 @@ line on stderr naming the key to fix and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 
 import click
 from click.shell_completion import get_completion_class
 
-from admin import cli_me, cli_people, cli_tokens, workers
-from admin import serve as runtime
+from admin import cli_me, cli_people, cli_tokens
 from admin.cli_common import OPTIONS_KEY, connection_options
 from sidecar import config as configuration
-from sidecar import logs
-from sidecar.hashing import cores
-from sidecar.models import USERNAME
 
 EXIT_CONFIG = 2
 EXIT_START = 1
@@ -51,7 +45,7 @@ Examples:
 
 
 @click.group(help=ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(metadata.version("keystile"), "--version", "-V", prog_name="keystile")
+@click.version_option(None, "--version", "-V", package_name="keystile", prog_name="keystile")
 def keystile() -> None:
     pass
 
@@ -79,7 +73,7 @@ def serve(config: Path | None, count: int | None) -> int:
     Example:
       keystile serve --config config.toml --workers 2
     """
-    return _run(_config_path(config), lambda loaded: _serve(loaded, count or cores()))
+    return _run(_config_path(config), lambda loaded: _serve(loaded, count))
 
 
 @keystile.command(short_help="Create an admin token and print it once.")
@@ -129,6 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.Abort:
         click.echo("keystile: interrupted", err=True)
         return 130
+    except BrokenPipeError:
+        # `keystile tokens list | head`: the reader has gone; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # one line, never a traceback, as the module promises
+        click.echo(f"keystile: unexpected error, please report it: {type(exc).__name__}", err=True)
+        return 1
     return code if isinstance(code, int) else 0
 
 
@@ -139,6 +140,11 @@ def _config_path(given: Path | None) -> Path | None:
 
 
 def _run(path: Path | None, command: Callable[[configuration.Config], int]) -> int:
+    # The runtime (aiohttp, redis, argon2) is imported here, not at the top: the
+    # management commands never need it and start in half the time without it.
+    from admin import serve as runtime
+    from sidecar import logs
+
     try:
         config = configuration.load(path, os.environ)
     except configuration.ConfigError as exc:
@@ -164,7 +170,12 @@ def _workers(count: int | None) -> int | None:
     return count
 
 
-def _serve(config: configuration.Config, count: int) -> int:
+def _serve(config: configuration.Config, count: int | None) -> int:
+    from admin import serve as runtime
+    from admin import workers
+    from sidecar.hashing import cores
+
+    count = count or cores()
     if count == 1:
         workers.run(runtime.serve(config))
         return 0
@@ -172,6 +183,11 @@ def _serve(config: configuration.Config, count: int) -> int:
 
 
 def _bootstrap(config: configuration.Config, username: str) -> int:
+    import asyncio
+
+    from admin import serve as runtime
+    from sidecar.models import USERNAME
+
     if not USERNAME.fullmatch(username):
         return _fail(f"--user: {username!r} is not a valid username", EXIT_CONFIG)
     issued = asyncio.run(runtime.bootstrap(config, username))

@@ -174,3 +174,9 @@ def command(
         return made
 
     return decorate
+
+
+def group(name: str, help_text: str) -> click.Group:
+    """A group of management commands; its first help line is its summary in the parent's list."""
+    summary = help_text.splitlines()[0]
+    return click.Group(name, help=help_text, short_help=summary, params=connection_options())

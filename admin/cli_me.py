@@ -17,6 +17,7 @@ from admin.cli_common import (
     command,
     confirm,
     connection_options,
+    group,
     page_through,
     paged_table,
     print_issued,
@@ -62,7 +63,7 @@ OWN_HELP = """List, create, revoke and delete your own tokens.
 Examples:
   keystile me tokens list
   keystile me tokens create --access orders=read --quiet"""
-own = click.Group("tokens", help=OWN_HELP, short_help=OWN_HELP.splitlines()[0])
+own = group("tokens", OWN_HELP)
 me.add_command(own)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from admin.cli_client import Failure, segment
-from admin.cli_common import Session, access_map, command, confirm, page_through, paged_table
+from admin.cli_common import Session, access_map, command, confirm, group, page_through, paged_table
 from admin.cli_output import API_COLUMNS, AUDIT_COLUMNS, ROLE_COLUMNS, USER_COLUMNS
 
 USERS_HELP = """List, create, change and delete users (the owners of tokens).
@@ -23,8 +23,8 @@ Examples:
   keystile roles set reader --access orders=read
   keystile tokens create --user svc --role reader"""
 
-users = click.Group("users", help=USERS_HELP, short_help=USERS_HELP.splitlines()[0])
-roles = click.Group("roles", help=ROLES_HELP, short_help=ROLES_HELP.splitlines()[0])
+users = group("users", USERS_HELP)
+roles = group("roles", ROLES_HELP)
 
 
 @command(users, "list", "List users by name.",

@@ -13,6 +13,7 @@ from admin.cli_common import (
     access_map,
     command,
     confirm,
+    group,
     page_through,
     paged_table,
     print_issued,
@@ -31,7 +32,7 @@ Examples:
   keystile tokens create --user svc --access orders=read
   keystile tokens revoke 3kT9yQ0bW2nLx8RfA1cVzD"""
 
-tokens = click.Group("tokens", help=TOKENS_HELP, short_help=TOKENS_HELP.splitlines()[0])
+tokens = group("tokens", TOKENS_HELP)
 
 
 def list_options(function: Callable[..., Any]) -> Callable[..., Any]:
