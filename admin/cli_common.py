@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,7 +79,9 @@ class Session:
         options = click.get_current_context().meta.get(OPTIONS_KEY, {})
         return cls(options, Output.detect(bool(options.get("as_json"))))
 
+    @cached_property
     def target(self) -> Target:
+        """Resolved once: ``--token-file -`` can read stdin only once, and ``--all`` calls often."""
         environ = os.environ
         url = cli_client.admin_url(
             self.options.get("admin_url"), self.options.get("config_file"), environ
@@ -87,7 +90,7 @@ class Session:
         return Target(url, token, self.options.get("ca_file"))
 
     def call(self, method: str, path: str, body: Any = None, query: Any = None) -> Any:
-        return cli_client.call(self.target(), method, path, body, query)
+        return cli_client.call(self.target, method, path, body, query)
 
     def show(self, payload: Any, render: Callable[[Any], None]) -> None:
         """The JSON body with ``--json``, else what ``render`` makes of it."""

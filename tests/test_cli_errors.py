@@ -76,13 +76,17 @@ def test_no_credential_is_exit_2() -> None:
 def test_the_admin_url_comes_from_the_config_and_the_token_from_a_file(
     ks: Deployment, tmp_path: Path
 ) -> None:
-    """--config FILE gives admin.listen; --token-file reads a file or stdin ('-')."""
+    """--config FILE gives admin.listen; --token-file reads a file or stdin ('-'), once."""
     secret = tmp_path / "token"
     secret.write_text(ks.admin_token + "\n")
     from_file = run_cli("apis", "--config", str(ks.config), "--token-file", str(secret))
     assert from_file.code == 0 and "orders" in from_file.out, from_file.err
     piped = run_cli("--config", str(ks.config), "apis", "--token-file", "-", stdin=ks.admin_token)
     assert piped.code == 0 and "orders" in piped.out, piped.err
+    # roles set reads the role, then writes it: two calls on the one credential stdin gave
+    role = ("roles", "set", "piped", "--access", "orders=read", "--token-file", "-")
+    twice = run_cli(*role, "--admin-url", ks.admin_url, stdin=ks.admin_token)
+    assert twice.code == 0, twice.err
 
 
 def test_an_https_admin_url_with_a_private_ca(ks: Deployment, tmp_path: Path) -> None:
