@@ -1,4 +1,4 @@
-"""Store URLs made fit for logs and messages: every credential in them replaced by ``***``.
+"""URLs made fit for logs and messages: every credential in them replaced by ``***``.
 
 A Redis URL can carry a credential in three places, all of which redis-py
 reads: the userinfo (``redis://user:pw@host``, and ``redis://pw@host``, where
@@ -9,8 +9,8 @@ whose name (percent-decoded, as redis-py decodes it) looks like a credential,
 and keeps the rest (scheme, host, port, database, options) for diagnosis. A
 URL it cannot take apart is not echoed at all.
 
-Every place that logs or prints a store URL goes through ``redact``. Pure
-module: no aiohttp, no redis.
+Every place that logs or prints a store URL, or the admin URL the command
+line calls, goes through ``redact``. Pure module: no aiohttp, no redis.
 """
 
 from __future__ import annotations
