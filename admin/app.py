@@ -4,8 +4,9 @@
                -> schema (pure) -> one atomic store change -> JSON view
 
 Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
-flusher) is opened and closed in ``cleanup_ctx``. Callers are verified by
-``admin.auth`` with the process's shared verifier, the proxy's own.
+flusher) is opened and closed in ``cleanup_ctx``; the store pool is the
+process's one (``Verification``). Callers are verified by ``admin.auth`` with
+the process's shared verifier, the proxy's own.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from sidecar.config import Config
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
 from sidecar.lifecycle import AdminStore
-from sidecar.verification import redis_client
 
 __all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 
@@ -38,8 +38,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # The store, cache, argon2 pool and listener of this process, shared with the
     # proxy listener when `serve` runs both (sidecar/verification.py).
     async with verification.for_app(app, config, app[REDIS_URL]).used() as shared:
-        client = redis_client(app[REDIS_URL], config.redis.timeout)
-        store = AdminStore(client)
+        # On the process's one store pool, so that ``redis.max_connections`` bounds it all.
+        store = AdminStore(shared.redis)
         # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
         app[STORE] = store
@@ -50,7 +50,6 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             async with _warm(app):
                 yield
         await app[INDEX].close()
-        await client.aclose()
 
 
 @asynccontextmanager
