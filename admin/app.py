@@ -3,16 +3,18 @@
     admin call -> credentials -> verifier (as on the proxy) -> authz (pure)
                -> schema (pure) -> one atomic store change -> JSON view
 
-Every resource (the Redis pool, the argon2 thread pool) is opened and closed
-in ``cleanup_ctx``. Callers are verified by ``admin.auth`` with the process's
-shared verifier, the proxy's own, or by a web console session (admin/console/),
-whose page and static files the same listener serves at ``/``.
+Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
+flusher) is opened and closed in ``cleanup_ctx``; the store pool is the
+process's one (``Verification``). Callers are verified by ``admin.auth`` with
+the process's shared verifier, the proxy's own, or by a web console session
+(admin/console/), whose page and static files the same listener serves at ``/``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -37,12 +39,11 @@ from admin.state import (
 )
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
-from sidecar import verification
+from sidecar import usage, verification
 from sidecar.config import Config
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
 from sidecar.lifecycle import AdminStore
-from sidecar.verification import redis_client
 
 __all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 
@@ -52,26 +53,34 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # The store, cache, argon2 pool and listener of this process, shared with the
     # proxy listener when `serve` runs both (sidecar/verification.py).
     async with verification.for_app(app, config, app[REDIS_URL]).used() as shared:
-        client = redis_client(app[REDIS_URL], config.redis.timeout)
-        store = AdminStore(client)
+        # On the process's one store pool, so that ``redis.max_connections`` bounds it all.
+        store = AdminStore(shared.redis)
         # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
         app[STORE] = store
-        sessions = SessionStore(client, config.admin.session_idle_seconds)
+        sessions = SessionStore(shared.redis, config.admin.session_idle_seconds)
         app[CONSOLE] = ConsoleAuth(sessions, store)
-        app[VERIFIER] = AdminVerifier(shared.verifier, app[CONSOLE])
-        app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
-        app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
-        # Load the listing index now rather than on the first GET /tokens (seconds at
-        # 100k tokens), in one process only: with --workers the others load it when
-        # a list reaches them, so N proxy workers do not each hold a copy for nothing.
-        warm_ups = [asyncio.create_task(app[INDEX].warm_up())] if app[WARM_INDEX] else []
+        async with usage.recording(store, config.tokens.last_used_interval) as used:
+            app[VERIFIER] = AdminVerifier(shared.verifier, used, app[CONSOLE])
+            app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
+            app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
+            async with _warm(app):
+                yield
+        await app[INDEX].close()
+
+
+@asynccontextmanager
+async def _warm(app: web.Application) -> AsyncIterator[None]:
+    # Load the listing index now rather than on the first GET /tokens (seconds at
+    # 100k tokens), in one process only: with --workers the others load it when
+    # a list reaches them, so N proxy workers do not each hold a copy for nothing.
+    warm_ups = [asyncio.create_task(app[INDEX].warm_up())] if app[WARM_INDEX] else []
+    try:
         yield
+    finally:
         for task in warm_ups:
             task.cancel()
         await asyncio.gather(*warm_ups, return_exceptions=True)
-        await app[INDEX].close()
-        await client.aclose()
 
 
 def build_admin_app(config: Config, redis_url: str, *, warm_index: bool = True) -> web.Application:

@@ -8,7 +8,8 @@ same checks, the same cache, the same wrong-secret limit and argon2 pool. A
 token revoked, expired, regenerated or belonging to a deactivated user is
 refused by the next admin call: this process's writes drop its cache entries
 before they answer (``RedisStore.after_commit``), other processes' writes
-arrive through pub/sub. Every refusal is the proxy's one ``InvalidToken``.
+arrive through pub/sub. Every refusal is the proxy's one ``InvalidToken``; every
+acceptance sets the token's ``last_used_at``, batched as the proxy's (sidecar/usage.py).
 A request that presents a credential is judged by it alone, never by a
 console cookie it may also carry.
 """
@@ -23,12 +24,18 @@ from sidecar import credentials, limits
 from sidecar.config import Config
 from sidecar.credentials import Presented
 from sidecar.errors import KeystileError, MissingCredential
+from sidecar.usage import UsageRecorder
 from sidecar.verifier import Verifier
 
 
 class AdminVerifier:
-    def __init__(self, verifier: Verifier, console: ConsoleAuth | None = None) -> None:
+    def __init__(
+        self, verifier: Verifier, usage: UsageRecorder, console: ConsoleAuth | None = None
+    ) -> None:
         self.verifier = verifier
+        # A token used only on the admin API is in use: a clean-up of tokens
+        # unused for months must not find an admin's working token among them.
+        self.usage = usage
         self.console = console
 
     async def caller(self, request: web.Request, config: Config) -> Caller:
@@ -38,7 +45,9 @@ class AdminVerifier:
             )
         except MissingCredential:
             if self.console is not None and COOKIE in request.cookies:
-                return await self.console.caller(request)
+                found = await self.console.caller(request)
+                self.usage.note(found.client_id)  # the console's use is a use of its token
+                return found
             raise
         except KeystileError as error:
             await limits.tarpit(error, config.limits.refusal_delay_seconds)
@@ -52,4 +61,5 @@ class AdminVerifier:
         except KeystileError as error:
             await limits.tarpit(error, config.limits.refusal_delay_seconds)
             raise
+        self.usage.note(verified.client_id)
         return caller_of(verified)

@@ -86,6 +86,18 @@ def _components(config: Config) -> Json:
             },
             [*token_fields, "client_secret", "token"],
         ),
+        "RegeneratedToken": _object(
+            {
+                **token_fields,
+                "client_secret": {"type": "string", "description": "shown once"},
+                "token": {"type": "string", "description": "the bearer token, shown once"},
+                "grace_until": {
+                    **TIMESTAMP,
+                    "description": "until when the old secret still works; absent without a grace",
+                },
+            },
+            [*token_fields, "client_secret", "token"],
+        ),
         "TokenList": _page("Token"),
         "TokenCreate": _object(
             {

@@ -146,7 +146,7 @@ def paths(apis: list[str]) -> Json:
             "post": _op(
                 "New secret, same client_id",
                 200,
-                "IssuedToken",
+                "RegeneratedToken",
                 body="Regenerate",
                 body_required=False,
                 params=token,

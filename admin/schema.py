@@ -137,12 +137,11 @@ def token_changes(body: Mapping[str, Any], rules: Rules, now: datetime) -> dict[
 def regeneration(body: Mapping[str, Any], rules: Rules, now: datetime) -> Regeneration:
     """``POST /tokens/{id}/regenerate``: a new expiry counted from now, and a grace period."""
     known(body, {"expires_in_months", "expires_at", "grace_seconds"})
-    grace = body.get("grace_seconds", 0)
-    if isinstance(grace, bool) or not isinstance(grace, int):
-        raise BadRequest("grace_seconds must be an integer", field="grace_seconds")
-    if not 0 <= grace <= rules.max_grace_seconds:
-        bound = rules.max_grace_seconds
-        raise BadRequest(f"grace_seconds must be between 0 and {bound}", field="grace_seconds")
+    bound = rules.max_grace_seconds
+    message = f"grace_seconds must be an integer from 0 to {bound}"
+    grace = whole_number(body.get("grace_seconds", 0), "grace_seconds", message)
+    if not 0 <= grace <= bound:
+        raise BadRequest(message, field="grace_seconds")
     return Regeneration(expiry(body, rules, now), grace)
 
 
@@ -213,6 +212,7 @@ def _ids(value: Any) -> list[str]:
     for index, item in enumerate(value):
         if not isinstance(item, str) or not 1 <= len(item) <= 64:
             raise BadRequest("a client id is a string", field=f"client_ids.{index}")
+        unicode_text(item, f"client_ids.{index}")
     return list(dict.fromkeys(value))
 
 
@@ -238,7 +238,28 @@ def text(value: Any, field: str, limit: int) -> str:
         raise BadRequest(f"{field} must be a string", field=field)
     if len(value) > limit:
         raise BadRequest(f"{field} must be at most {limit} characters", field=field)
+    unicode_text(value, field)
     return value
+
+
+def unicode_text(value: str, field: str) -> None:
+    """Refuse a lone surrogate: JSON's ``\\ud800`` escape decodes to one, and no
+    store or log can encode it as UTF-8 (RFC 8259 section 8.2 leaves it undefined)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{field} must be valid Unicode text", field=field) from None
+
+
+def whole_number(value: Any, field: str, message: str) -> int:
+    """A JSON number with no fraction: ``6`` and ``6.0`` are both 6 (JSON has one number
+    type, and JSON Schema's ``integer`` means the same); ``6.5``, ``true``, ``"6"``,
+    and a number too large for a float (decoded as infinity) are refused."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise BadRequest(message, field=field)
 
 
 def username(value: Any, field: str) -> str:
@@ -282,10 +303,12 @@ def expiry(body: Mapping[str, Any], rules: Rules, now: datetime) -> datetime:
         raise BadRequest("give expires_in_months or expires_at, not both", field="expires_at")
     if "expires_at" in body:
         return moment(body["expires_at"], "expires_at", now)
-    months = body.get("expires_in_months", rules.default_expiry_months)
-    if isinstance(months, bool) or months not in rules.expiry_months_choices:
-        choices = ", ".join(str(m) for m in rules.expiry_months_choices)
-        raise BadRequest(f"expires_in_months must be one of {choices}", field="expires_in_months")
+    choices = ", ".join(str(m) for m in rules.expiry_months_choices)
+    message = f"expires_in_months must be one of {choices}"
+    raw = body.get("expires_in_months", rules.default_expiry_months)
+    months = whole_number(raw, "expires_in_months", message)
+    if months not in rules.expiry_months_choices:
+        raise BadRequest(message, field="expires_in_months")
     return clock.add_months(now, months)
 
 
@@ -302,4 +325,7 @@ def moment(value: Any, field: str, now: datetime) -> datetime:
         raise BadRequest(f"{field} is out of range", field=field) from None
     if parsed <= now:
         raise BadRequest(f"{field} must be in the future", field=field)
-    return parsed.replace(microsecond=0) + timedelta(seconds=1 if parsed.microsecond else 0)
+    try:
+        return parsed.replace(microsecond=0) + timedelta(seconds=1 if parsed.microsecond else 0)
+    except OverflowError:  # rounding 9999-12-31T23:59:59.5Z up to the next second
+        raise BadRequest(f"{field} is out of range", field=field) from None

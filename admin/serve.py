@@ -13,7 +13,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -26,6 +25,7 @@ from sidecar.hashing import Argon2Hasher
 from sidecar.issuing import Issued, issue_token
 from sidecar.listener import ProxyRunner, QuietRunner
 from sidecar.models import User
+from sidecar.redaction import redact
 from sidecar.store import RedisStore
 from sidecar.verification import SHARED, Verification, redis_client
 
@@ -38,13 +38,17 @@ class StartError(Exception):
     """Keystile cannot start; the message is for the operator, one line."""
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+def store_name(config: Config) -> str:
+    """Which store the config names, for the operator: the redacted URL or the data directory."""
+    if config.redis.url is not None:
+        return redact(config.redis.url)
+    return f"the embedded store in {config.redis.data_dir.absolute()}"
+
+
+def warn_if_nothing_to_proxy(config: Config) -> None:
+    """A config without ``[[apis]]`` runs, but its proxy can only answer 404: say so."""
+    if not config.apis:
+        log.warning("no [[apis]] in the config: the proxy answers 404 to every request")
 
 
 @asynccontextmanager

@@ -104,7 +104,8 @@ async def regenerate_token(request: web.Request) -> web.Response:
     body = await read_body(request, optional=True)
     change = schema.regeneration(body, request.app[RULES], clock.now())
     issued = await request.app[SERVICE].regenerate(client_id, change, caller.username)
-    return answer(issued_view(issued))
+    grace = {"grace_until": issued.token.grace_until} if issued.token.grace_until else {}
+    return answer({**issued_view(issued), **grace})
 
 
 @routes.post(BASE + "/{client_id}/revoke")

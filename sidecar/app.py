@@ -10,8 +10,6 @@ app with ``sidecar.listener.ProxyRunner``, which never echoes a bad request.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -19,7 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from yarl import URL
 
-from sidecar import accesslog, forwardauth, headers, verification, websocket
+from sidecar import accesslog, forwardauth, headers, usage, verification, websocket
 from sidecar.config import Config
 from sidecar.errorpages import error_response, json_errors
 from sidecar.errors import BodyTooLarge, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
@@ -38,7 +36,6 @@ from sidecar.state import (
     outcome_of,
 )
 from sidecar.upstream import forward, session
-from sidecar.usage import UsageRecorder
 
 __all__ = ["CLIENT", "CONFIG", "METRICS", "REDIS_URL", "STORE", "USAGE", "VERIFIER"]
 
@@ -58,14 +55,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
-    recorder = UsageRecorder(app[STORE], app[CONFIG].tokens.last_used_interval)
-    app[USAGE] = recorder
-    flusher = asyncio.create_task(recorder.run(), name="keystile-last-used")
-    yield
-    flusher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await flusher
-    await recorder.flush()
+    async with usage.recording(app[STORE], app[CONFIG].tokens.last_used_interval) as recorder:
+        app[USAGE] = recorder
+        yield
 
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:

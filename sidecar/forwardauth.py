@@ -1,7 +1,9 @@
 """Forward-auth mode: ``/_keystile/check`` answers for another proxy (spec section 3).
 
 nginx ``auth_request``, Traefik ``forwardAuth`` and Envoy ``ext_authz`` ask
-whether a request may pass; the answer is 200 with the identity headers, or
+whether a request may pass; the answer is 200 with all four identity
+headers, the role's empty when the token has none (a front that copies only
+the headers an answer carries would otherwise keep a client's own copy), or
 the 401/403 of the proxy (400 for a malformed credential). The original
 method and URI come from, in order:
 
@@ -51,7 +53,7 @@ async def check(request: web.Request) -> web.Response:
         raise InsufficientScope(outcome_of(request).reason) from None
     outcome_of(request).outcome = "allowed"
     response = web.Response(status=200)
-    for name, value in headers.identity_headers(request.app[CONFIG].headers, decision.identity):
+    for name, value in headers.check_answer(request.app[CONFIG].headers, decision.identity):
         response.headers[name] = value
     response.headers["Cache-Control"] = "no-store"
     return response

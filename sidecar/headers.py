@@ -161,12 +161,29 @@ def downstream_response(headers: Headers, names: HeadersConfig, request_id: str)
 
 
 def identity_headers(names: HeadersConfig, identity: Identity) -> Headers:
-    """The identity headers alone, as forward-auth answers them."""
+    """The identity headers set on a forwarded request; no role header without a role."""
     out = [(names.user, identity.username), (names.client_id, identity.client_id)]
     if identity.role is not None:
         out.append((names.role, identity.role))
     out.append((names.access, identity.level))
     return out
+
+
+def check_answer(names: HeadersConfig, identity: Identity) -> Headers:
+    """The identity headers of a forward-auth answer: all four, always.
+
+    A front copies "the headers the answer carries" onto the forwarded request
+    (Envoy's ``allowed_upstream_headers`` sets only those); a header left out
+    would leave the client's own copy in place. So a token without a role
+    answers the role header with an empty value, which overwrites any copy.
+    """
+    role = identity.role if identity.role is not None else ""
+    return [
+        (names.user, identity.username),
+        (names.client_id, identity.client_id),
+        (names.role, role),
+        (names.access, identity.level),
+    ]
 
 
 _REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._:")

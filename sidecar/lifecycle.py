@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio.client import Pipeline
@@ -387,7 +388,7 @@ class AdminStore(RedisStore):
                 pipe.srem(keys.role_tokens(old.role), new.client_id)
             if new.role:
                 pipe.sadd(keys.role_tokens(new.role), new.client_id)
-        changes = diff(old.public(now), new.public(now))
+        changes = diff(_recorded(old, now), _recorded(new, now))
         self.record(pipe, Change(actor, action, "token", new.client_id, changes))
 
     def _write_token_deletion(self, pipe: Pipeline, token: Token, actor: str) -> None:
@@ -415,6 +416,11 @@ return rows
 def _texts(raw: Any) -> list[str]:
     """Members as read with ``decode_responses=True`` (redis-py types them loosely)."""
     return [str(item) for item in raw]
+
+
+def _recorded(token: Token, now: datetime) -> dict[str, Any]:
+    """What history shows of a token: its public view, and when a regeneration's grace ends."""
+    return {**token.public(now), "grace_until": token.grace_until}
 
 
 def gone(record: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:

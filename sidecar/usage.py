@@ -1,7 +1,7 @@
 """``last_used_at`` bookkeeping: at most one store write per token per interval.
 
-The proxy calls ``note(client_id)`` after every successful verification (from
-the cache or not); that is a dict lookup, never a store call. A background
+The proxy and the admin API call ``note(client_id)`` after every successful
+verification (from the cache or not); that is a dict lookup, never a store call. A background
 task (``run``) flushes what was noted in one batch (``RedisStore.touch_last_used``,
 one pipelined round trip) every ``flush_period`` seconds, and once more on
 shutdown. A batch that fails is kept and retried with the next one: a store
@@ -11,9 +11,10 @@ outage delays ``last_used_at`` but never a request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from sidecar import clock
 from sidecar.errors import StoreUnavailable
@@ -74,3 +75,17 @@ class UsageRecorder:
         while True:
             await asyncio.sleep(self.flush_period)
             await self.flush()
+
+
+@contextlib.asynccontextmanager
+async def recording(store: RedisStore, interval: float) -> AsyncIterator[UsageRecorder]:
+    """A recorder whose flusher runs while the block does, and flushes once more at its end."""
+    recorder = UsageRecorder(store, interval)
+    flusher = asyncio.create_task(recorder.run(), name="keystile-last-used")
+    try:
+        yield recorder
+    finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        await recorder.flush()

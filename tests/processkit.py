@@ -22,15 +22,19 @@ def write_config(
     upstream: str,
     redis_url: str | None = None,
     *,
-    api: str = "orders",
+    api: str | None = "orders",
     max_body_bytes: int | None = None,
+    data_dir: str | None = None,
 ) -> dict[str, int]:
     """A config on free ports with one API, ``api`` at ``/api``; embedded store beside ``path``.
 
     ``max_body_bytes`` sets the proxy's limit; without it the default holds.
+    ``data_dir`` is written as given (a relative one, say); ``api`` None: no ``[[apis]]``.
     """
     ports = {"proxy": free_port(), "admin": free_port()}
-    redis_lines = f'url = "{redis_url}"' if redis_url else f'data_dir = "{path.parent / "data"}"'
+    data_dir = data_dir or str(path.parent / "data")
+    redis_lines = f'url = "{redis_url}"' if redis_url else f'data_dir = "{data_dir}"'
+    apis = f'[[apis]]\nname = "{api}"\nprefix = "/{api}"\nupstream = "{upstream}"' if api else ""
     body_line = f"max_body_bytes = {max_body_bytes}" if max_body_bytes is not None else ""
     hashing = "\n".join(f"{k} = {v}" for k, v in CHEAP_HASHING.items())
     path.write_text(
@@ -46,21 +50,20 @@ listen = "127.0.0.1:{ports["admin"]}"
 {hashing}
 [log]
 format = "text"
-[[apis]]
-name = "{api}"
-prefix = "/{api}"
-upstream = "{upstream}"
+{apis}
 """
     )
     return ports
 
 
-async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run ``keystile ARGS`` to completion: exit code, stdout, stderr."""
+async def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[int, str, str]:
+    """Run ``keystile ARGS`` to completion (in ``cwd``): exit code, stdout, stderr."""
     process = await asyncio.create_subprocess_exec(
         KEYSTILE, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, cwd=cwd,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -69,13 +72,17 @@ async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
 
 @asynccontextmanager
 async def serving(
-    config: Path, proxy_port: int, *extra: str, env: dict[str, str] | None = None
+    config: Path,
+    proxy_port: int,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``keystile serve`` until its readyz answers 200; terminated on exit."""
+    """``keystile serve`` (in ``cwd``) until its readyz answers 200; terminated on exit."""
     process = await asyncio.create_subprocess_exec(
         KEYSTILE, "serve", "--config", str(config), *extra,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, cwd=cwd,
     )  # fmt: skip
     try:
         await wait_ready(proxy_port, lambda: process.returncode, process.stderr)

@@ -220,6 +220,24 @@ async def test_regenerate_with_grace_keeps_the_old_secret_for_a_while(
     assert "secret_hash" not in history[-1]["changes"]
 
 
+async def test_regenerate_says_when_the_grace_ends_and_history_keeps_it(
+    admin: Harness, alice: dict[str, object]
+) -> None:
+    """grace_until is answered (regenerated_at + grace) and kept in history; no grace, no key."""
+    with_grace = await admin.call(
+        "POST", f"/tokens/{alice['client_id']}/regenerate", json={"grace_seconds": 600}
+    )
+    without = await admin.call("POST", f"/tokens/{alice['client_id']}/regenerate")
+    history = (await admin.call("GET", f"/tokens/{alice['client_id']}/history")).body["items"]
+
+    until = with_grace.body["grace_until"]
+    started = clock.from_rfc3339(with_grace.body["regenerated_at"])
+    assert abs(clock.from_rfc3339(until) - started - timedelta(seconds=600)) < timedelta(seconds=2)
+    assert "grace_until" not in without.body
+    assert history[-2]["changes"]["grace_until"] == [None, until]
+    assert history[-1]["changes"]["grace_until"] == [until, None]
+
+
 async def test_regenerate_grace_above_the_maximum_is_refused(
     admin: Harness, alice: dict[str, object]
 ) -> None:

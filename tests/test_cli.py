@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,62 @@ async def test_environment_override_reaches_the_running_process(tmp_path: Path) 
     async with serving(config, port, env=listen) as process:
         pass
     assert process.returncode == 0
+
+
+async def test_bootstrap_from_another_directory_writes_to_the_store_serve_uses(
+    tmp_path: Path,
+) -> None:
+    """A relative data_dir is beside the config file: a bootstrap run elsewhere works on serve."""
+    etc, serve_cwd, boot_cwd = (tmp_path / name for name in ("etc", "srv", "home"))
+    for directory in (etc, serve_cwd, boot_cwd):
+        directory.mkdir()
+    config = etc / "keystile.toml"
+    ports = write_config(config, "http://127.0.0.1:9", data_dir="./data")
+    async with serving(config, ports["proxy"], cwd=serve_cwd):
+        code, out, err = await run(
+            "bootstrap", "--config", str(config), "--user", "root", cwd=boot_cwd
+        )
+        assert code == 0, err
+        status, _ = await get(ports["admin"], "/admin/v1/me", out.strip())
+
+    assert status == 200
+    assert f"in the embedded store in {etc / 'data'}" in err
+    assert not (serve_cwd / "data").exists() and not (boot_cwd / "data").exists()
+
+
+async def test_bootstrap_names_the_redis_url_it_wrote_to(tmp_path: Path, redis_url: str) -> None:
+    """With redis.url set, bootstrap's stderr says the token went to that server."""
+    config = tmp_path / "keystile.toml"
+    write_config(config, "http://127.0.0.1:9", redis_url)
+
+    code, _, err = await run("bootstrap", "--config", str(config), "--user", "root")
+
+    assert code == 0, err
+    assert f"for root in {redis_url}" in err
+
+
+async def test_a_misspelt_environment_variable_stops_the_start_naming_it(tmp_path: Path) -> None:
+    """KEYSTILE_PROXY_LISTN is an error that names it and the variable it resembles."""
+    config = tmp_path / "keystile.toml"
+    write_config(config, "http://127.0.0.1:9")
+
+    code, _, err = await run(
+        "serve", "--config", str(config), env={"KEYSTILE_PROXY_LISTN": "127.0.0.1:1"}
+    )
+
+    assert code == 2
+    assert "KEYSTILE_PROXY_LISTN: unknown environment variable" in err
+    assert "did you mean KEYSTILE_PROXY_LISTEN?" in err
+
+
+async def test_a_config_without_apis_starts_with_a_warning(tmp_path: Path) -> None:
+    """serve with no [[apis]] runs, and its log says the proxy has nothing to forward to."""
+    config = tmp_path / "keystile.toml"
+    ports = write_config(config, "http://127.0.0.1:9", api=None)
+
+    async with serving(config, ports["proxy"]) as process:
+        assert process.stderr is not None
+        first = (await asyncio.wait_for(process.stderr.readline(), 10)).decode()
+
+    assert "warning" in first.lower()
+    assert "no [[apis]] in the config" in first

@@ -121,3 +121,76 @@ def test_missing_and_broken_files_give_one_clear_problem(tmp_path: Path) -> None
 def test_ipv6_listen_address_is_accepted() -> None:
     """[::1]:8080 is a valid listen address."""
     assert parse({"proxy": {"listen": "[::1]:8080"}}, {}).proxy.listen == HostPort("::1", 8080)
+
+
+def test_relative_paths_are_read_from_the_config_files_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data_dir (given or default) and a server_binary path sit beside the file; bare names stay."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    given = tmp_path / "given.toml"
+    given.write_text('[redis]\ndata_dir = "store"\nserver_binary = "bin/redis-server"\n')
+    default = tmp_path / "default.toml"
+    default.write_text('[redis]\nserver_binary = "redis-server"\n')
+
+    from_given, from_default = load(given, {}), load(default, {})
+
+    assert from_given.redis.data_dir == tmp_path / "store"
+    assert from_given.redis.server_binary == str(tmp_path / "bin" / "redis-server")
+    assert from_default.redis.data_dir == tmp_path / "keystile-data"
+    assert from_default.redis.server_binary == "redis-server"
+
+
+def test_absolute_paths_and_environment_paths_are_kept_as_given(tmp_path: Path) -> None:
+    """An absolute data_dir stays; KEYSTILE_REDIS_DATA_DIR is relative to the current directory."""
+    config = tmp_path / "keystile.toml"
+    config.write_text('[redis]\ndata_dir = "/var/lib/keystile"\n')
+
+    assert load(config, {}).redis.data_dir == Path("/var/lib/keystile")
+    assert load(config, {"KEYSTILE_REDIS_DATA_DIR": "here"}).redis.data_dir == Path("here")
+
+
+def test_a_misspelt_keystile_variable_is_a_problem_naming_it() -> None:
+    """KEYSTILE_PROXY_LISTN is reported with its likely meaning; real overrides are not."""
+    environ = {
+        "KEYSTILE_PROXY_LISTN": "0.0.0.0:80",
+        "KEYSTILE_PROXY_LISTEN": "0.0.0.0:81",
+        "KEYSTILE_TOKEN": "ks_for_the_cli",
+        "KEYSTILE_ADMIN_URL": "http://127.0.0.1:8081",
+        "OTHER_PROGRAM_SETTING": "x",
+    }
+
+    problems = _problems({}, environ)
+
+    assert problems == [
+        "KEYSTILE_PROXY_LISTN: unknown environment variable, no config key has it "
+        "(did you mean KEYSTILE_PROXY_LISTEN?)"
+    ]
+
+
+def test_every_config_key_has_an_override_that_is_not_refused() -> None:
+    """Each scalar key of every section may be set as KEYSTILE_<SECTION>_<KEY> without a problem."""
+    config = parse({}, {})
+    sections = ("proxy", "admin", "redis", "tokens", "hashing", "cache", "limits", "headers", "log")
+    for section in sections:
+        for key in getattr(config, section).__dataclass_fields__:
+            name = f"KEYSTILE_{section}_{key}".upper()
+            problems = _problems({"bogus": 1}, {name: "@"})
+            assert not any("unknown environment variable" in p for p in problems), name
+
+
+def test_redis_max_connections_defaults_to_200_and_must_be_positive() -> None:
+    """redis.max_connections is 200 unless set; 0 or a string stops the start naming the key."""
+    assert parse({}, {}).redis.max_connections == 200
+    assert parse({"redis": {"max_connections": 8}}, {}).redis.max_connections == 8
+    for bad in (0, "many"):
+        [problem] = _problems({"redis": {"max_connections": bad}})
+        assert problem.startswith("redis.max_connections:")
+
+
+def test_a_redis_url_that_cannot_be_parsed_is_refused_without_echoing_it() -> None:
+    """A password where the port should be is refused naming redis.url, never shown."""
+    [problem] = _problems({"redis": {"url": "redis://app:s3cret/0"}})
+    assert problem.startswith("redis.url:") and "s3cret" not in problem

@@ -1,19 +1,23 @@
-"""Forward-auth mode (``/_keystile/check``): direct calls, and through a real nginx
-with ``auth_request``."""
+"""Forward-auth mode (``/_keystile/check``): direct calls, and through a real nginx,
+Traefik and Envoy configured as docs/forward-auth.md says (tests/frontkit.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
+from sidecar.config import HeadersConfig
+from sidecar.issuing import Issued
+from sidecar.store import RedisStore
+from tests.frontkit import EchoServer, Front, Keystile, Reply, start_front
+from tests.processkit import write_config
 from tests.proxykit import Env
-from tests.support import free_port
+from tests.support import RedisProcess, basic, make_config, seed_role, seed_token
 
 
 @pytest.fixture
@@ -39,6 +43,9 @@ async def test_check_allows_with_identity_headers(
         assert response.headers["X-Auth-User"] == "alice"
         assert response.headers["X-Auth-Client-Id"] == env.tokens.full_id
         assert response.headers["X-Auth-Access"] == "full"
+        # Stated even without a role, so that a front copying the answer's headers
+        # overwrites a client's own X-Auth-Role (Envoy's allowed_upstream_headers).
+        assert response.headers.getall("X-Auth-Role") == [""]
     assert env.upstream.seen == []
 
 
@@ -79,100 +86,181 @@ async def test_check_without_original_uri_is_400(env: Env, http: aiohttp.ClientS
         assert (await response.json())["error"] == "invalid_request"
 
 
-# -- through nginx auth_request ---------------------------------------------------------
+# -- through real fronts -----------------------------------------------------------------
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location /orders/ {{
-            auth_request /_keystile_check;
-            auth_request_set $ks_user $upstream_http_x_auth_user;
-            auth_request_set $ks_access $upstream_http_x_auth_access;
-            proxy_set_header X-Auth-User $ks_user;
-            proxy_set_header X-Auth-Access $ks_access;
-            proxy_set_header Authorization "";
-            proxy_pass http://127.0.0.1:{upstream}/o/;
-        }}
-        location = /_keystile_check {{
-            internal;
-            proxy_pass http://127.0.0.1:{keystile}/_keystile/check;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-            proxy_set_header X-Original-Method $request_method;
-        }}
-    }}
-}}
-"""
+#: The configurable names at their defaults, which the documented configs must use.
+NAMES = HeadersConfig()
+IDENTITY = (NAMES.user, NAMES.client_id, NAMES.role, NAMES.access)
+CREDENTIAL = ("Authorization", NAMES.credential_client_id, NAMES.credential_client_secret)
+REALM = 'Bearer realm="keystile"'
+#: What each front's upstream sees as X-Auth-Role for a token without a role.
+NO_ROLE = {"nginx": [], "traefik": [""], "envoy": [""]}
+#: What each front answers when Keystile cannot be reached.
+KEYSTILE_DOWN = {"nginx": 500, "traefik": 500, "envoy": 503}
 
 
-@pytest.fixture
-def nginx_binary() -> str:
-    binary = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
-    if binary is None:
-        pytest.skip("nginx is not installed (.ci/run installs it from Debian's nginx-light)")
-    return binary
+@dataclass
+class Stack:
+    """Keystile (the installed command, on its own Redis) and the echo upstream."""
+
+    keystile: Keystile
+    echo: EchoServer
+    tokens: dict[str, Issued]
 
 
-@pytest.fixture
-def nginx(nginx_binary: str, env: Env, tmp_path: Path) -> Iterator[str]:
-    """A private nginx on a free port: auth_request to Keystile, proxy_pass to the upstream."""
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    text = NGINX_CONF.format(
-        root=tmp_path, port=port, upstream=env.upstream.port, keystile=env.proxy.port
-    )
-    conf.write_text(text)
-    process = subprocess.Popen(
-        [nginx_binary, "-p", str(tmp_path), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
+async def seed_tokens(redis_url: str) -> dict[str, Issued]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store, config = RedisStore(client), make_config(redis_url)
+    await seed_role(store, "auditor", {"orders": "full"})
+    tokens = {
+        "without role": await seed_token(store, config, access={"orders": "full"}),
+        "with role": await seed_token(store, config, user="carol", role="auditor"),
+        "read": await seed_token(store, config, user="bob", access={"orders": "read"}),
+    }
+    await client.aclose()
+    return tokens
 
 
-async def wait_listening(url: str) -> None:
-    host, port = url.removeprefix("http://").split(":")
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection(host, int(port))
-        except OSError:
-            await asyncio.sleep(0.025)
-            continue
-        writer.close()
-        return
-    raise AssertionError("nginx did not start")
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Keystile and the echo upstream for the whole module; the fronts come and go."""
+    root = tmp_path_factory.mktemp("fronts")
+    redis = RedisProcess(root / "redis")
+    redis.start()
+    echo = EchoServer()
+    config = root / "keystile.toml"
+    ports = write_config(config, f"http://127.0.0.1:{echo.port}", redis.url)
+    keystile = Keystile(config, ports["proxy"], root / "keystile.log")
+    try:
+        tokens = asyncio.run(seed_tokens(redis.url))
+        keystile.start()
+        yield Stack(keystile, echo, tokens)
+    finally:
+        keystile.stop()
+        echo.shutdown()
+        echo.server_close()
+        redis.stop()
+
+
+@pytest.fixture(scope="module", params=["nginx", "traefik", "envoy"])
+def front(
+    request: pytest.FixtureRequest, stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Front]:
+    """One front at a time, started once for all the tests that use it."""
+    name = request.param
+    started = start_front(name, tmp_path_factory.mktemp(name), stack.keystile.port, stack.echo.port)
+    yield started
+    started.stop()
+
+
+def bearer(token: Issued) -> tuple[str, str]:
+    return ("Authorization", f"Bearer {token.bearer}")
+
+
+def identity_of(token: Issued, front: Front) -> dict[str, list[str]]:
+    """The identity headers the upstream must see for ``token`` (full access)."""
+    role = [token.token.role] if token.token.role else NO_ROLE[front.name]
+    user, client_id = token.token.user, token.token.client_id
+    return dict(zip(IDENTITY, ([user], [client_id], role, ["full"]), strict=True))
+
+
+def refused(reply: Reply, stack: Stack, seen_before: int) -> bool:
+    return reply.status != 200 and stack.echo.seen == seen_before
 
 
 @pytest.mark.slow
-async def test_nginx_auth_request_lets_valid_credentials_through(
-    env: Env, nginx: str, http: aiohttp.ClientSession
+@pytest.mark.parametrize("who", ["without role", "with role"])
+def test_front_forwards_an_allowed_request_with_keystiles_identity(
+    front: Front, stack: Stack, who: str
 ) -> None:
-    """Through nginx auth_request: a valid token passes with identity; others are refused."""
-    await wait_listening(nginx)
-    async with http.get(f"{nginx}/orders/7", headers=env.bearer()) as response:
-        assert response.status == 200
-    seen = env.upstream.seen[-1]
-    assert (seen.raw_path, seen.header("X-Auth-User")) == ("/o/7", ["alice"])
-    assert seen.header("Authorization") == []
-    async with http.get(f"{nginx}/orders/7") as response:
-        assert response.status == 401
-        assert response.headers["WWW-Authenticate"] == 'Bearer realm="keystile"'
-    async with http.post(f"{nginx}/orders/7", headers=env.bearer(env.tokens.read_orders)) as r:
-        assert r.status == 403
-    assert len(env.upstream.seen) == 1
+    """An allowed request reaches the upstream with Keystile's four identity headers."""
+    token = stack.tokens[who]
+    reply = front.send("GET", "/orders/7?x=1", [bearer(token)])
+    assert reply.status == 200
+    assert reply.json()["path"].endswith("/7?x=1")
+    for name, values in identity_of(token, front).items():
+        assert reply.upstream(name) == values, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("who", ["without role", "with role"])
+@pytest.mark.parametrize("header", IDENTITY)
+def test_front_never_passes_a_client_copy_of_an_identity_header(
+    front: Front, stack: Stack, who: str, header: str
+) -> None:
+    """A client's own copy of an identity header, in any case, is replaced by Keystile's."""
+    token = stack.tokens[who]
+    forged = [(header, "superuser"), (header.lower(), "superuser"), (header.upper(), "superuser")]
+    reply = front.send("GET", "/orders/7", [bearer(token), *forged])
+    assert reply.status == 200
+    assert reply.upstream(header) == identity_of(token, front)[header]
+    assert all("superuser" not in value for _, value in reply.upstream_headers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("front", ["nginx", "envoy"], indirect=True)
+def test_front_drops_identity_headers_spelt_with_underscores(front: Front, stack: Stack) -> None:
+    """nginx and Envoy drop X_Auth_Role and the like, which an upstream might fold."""
+    forged = [(name.replace("-", "_"), "superuser") for name in IDENTITY]
+    reply = front.send("GET", "/orders/7", [bearer(stack.tokens["without role"]), *forged])
+    assert reply.status == 200
+    assert all("superuser" not in value for _, value in reply.upstream_headers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", ["bearer", "basic", "header pair"])
+def test_front_does_not_forward_the_credential(front: Front, stack: Stack, style: str) -> None:
+    """The credential the check saw does not reach the upstream, in any of its forms."""
+    token = stack.tokens["without role"]
+    client_id, secret = token.token.client_id, token.client_secret
+    sent = {
+        "bearer": [bearer(token)],
+        "basic": [("Authorization", basic(f"{client_id}:{secret}"))],
+        "header pair": [(CREDENTIAL[1], client_id), (CREDENTIAL[2], secret)],
+    }[style]
+    reply = front.send("GET", "/orders/7", sent)
+    assert reply.status == 200
+    for name in CREDENTIAL:
+        assert reply.upstream(name) == [], name
+    assert all(secret not in value for _, value in reply.upstream_headers)
+
+
+@pytest.mark.slow
+def test_front_passes_refusals_on_with_the_challenge(front: Front, stack: Stack) -> None:
+    """401 and 403 reach the client with Keystile's WWW-Authenticate; the upstream sees nothing."""
+    before = stack.echo.seen
+    missing = front.send("GET", "/orders/7")
+    assert (missing.status, missing.header("WWW-Authenticate")) == (401, [REALM])
+    wrong = front.send("GET", "/orders/7", [("Authorization", "Bearer ks_nonsense")])
+    assert wrong.status == 401
+    assert wrong.header("WWW-Authenticate") == [f'{REALM}, error="invalid_token"']
+    low = front.send("POST", "/orders/7", [bearer(stack.tokens["read"])])
+    assert low.status == 403
+    assert low.header("WWW-Authenticate") == [f'{REALM}, error="insufficient_scope"']
+    if front.name != "nginx":  # nginx answers with its own error page
+        assert low.json()["error"] == "insufficient_scope"
+    assert stack.echo.seen == before
+
+
+@pytest.mark.slow
+def test_front_does_not_let_the_client_choose_what_is_checked(front: Front, stack: Stack) -> None:
+    """A read-only token's DELETE stays refused, whatever original method and URI it claims."""
+    claims = [("X-Original-Method", "GET"), ("X-Original-URI", "/orders/7"),
+              ("X-Forwarded-Method", "GET"), ("X-Forwarded-Uri", "/orders/7")]  # fmt: skip
+    before = stack.echo.seen
+    reply = front.send("DELETE", "/orders/7", [bearer(stack.tokens["read"]), *claims])
+    assert reply.status == 403
+    assert refused(reply, stack, before)
+
+
+@pytest.mark.slow
+def test_front_refuses_when_keystile_is_down(front: Front, stack: Stack) -> None:
+    """With Keystile stopped, a valid token is refused: never let through unchecked."""
+    before = stack.echo.seen
+    stack.keystile.stop()
+    try:
+        reply = front.send("GET", "/orders/7", [bearer(stack.tokens["with role"])])
+    finally:
+        stack.keystile.start()
+    assert reply.status == KEYSTILE_DOWN[front.name]
+    assert refused(reply, stack, before)

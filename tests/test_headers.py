@@ -9,6 +9,7 @@ from sidecar.config import HeadersConfig
 from sidecar.headers import (
     HOP_BY_HOP,
     Identity,
+    check_answer,
     client_address,
     downstream_response,
     fold,
@@ -64,6 +65,19 @@ def test_role_header_absent_without_a_role() -> None:
         request_id="r",
     )
     assert values(out, "X-Auth-Role") == []
+
+
+def test_check_answer_states_every_identity_header() -> None:
+    """A forward-auth answer names all four identity headers; no role is an empty one."""
+    custom = HeadersConfig(role="X-Team-Role")
+    answer = check_answer(custom, Identity("alice", "cid", None, "full"))
+    assert answer == [
+        ("X-Auth-User", "alice"),
+        ("X-Auth-Client-Id", "cid"),
+        ("X-Team-Role", ""),
+        ("X-Auth-Access", "full"),
+    ]
+    assert ("X-Team-Role", "ops") in check_answer(custom, ALICE)
 
 
 def test_credential_dropped_unless_forwarded() -> None:
