@@ -25,6 +25,7 @@ from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar import usage, verification
 from sidecar.config import Config
+from sidecar.durability import Durability
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
 from sidecar.lifecycle import AdminStore
@@ -39,7 +40,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # proxy listener when `serve` runs both (sidecar/verification.py).
     async with verification.for_app(app, config, app[REDIS_URL]).used() as shared:
         client = redis_client(app[REDIS_URL], config.redis.timeout)
-        store = AdminStore(client)
+        store = AdminStore(client, Durability.from_config(config.redis))
         # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
         app[STORE] = store

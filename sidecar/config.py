@@ -72,6 +72,15 @@ class RedisConfig:
     server_binary: str | None = None
     #: Seconds to wait for one Redis command before the store counts as down.
     timeout: float = 2.0
+    #: What an acknowledged admin change means: "local", "fsync" or "replicas"
+    #: (sidecar/durability.py).
+    durability: str = "local"
+    #: Replicas that must confirm each change in the "replicas" mode.
+    min_replicas: int = 1
+    #: Longest wait for that confirmation; past it the change answers 503 not_durable.
+    durability_timeout_ms: int = 1000
+    #: Refuse to start on a server with no persistence or an evicting policy.
+    require_persistence: bool = False
 
 
 @dataclass(frozen=True)
@@ -365,7 +374,9 @@ def _admin(reader: _Reader, table: Mapping[str, Any]) -> AdminConfig:
 
 
 def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
-    reader.unknown(table, "redis", {"url", "data_dir", "server_binary", "timeout"})
+    reader.unknown(
+        table, "redis", {"url", "data_dir", "server_binary", "timeout"} | DURABILITY_KEYS
+    )
     d = RedisConfig()
     binary = reader.get(table, "redis", "server_binary", "", _str())
     return RedisConfig(
@@ -373,7 +384,22 @@ def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
         data_dir=Path(reader.get(table, "redis", "data_dir", str(d.data_dir), _str())),
         server_binary=binary or None,
         timeout=reader.get(table, "redis", "timeout", d.timeout, _number(0)),
+        durability=reader.get(
+            table, "redis", "durability", d.durability, _choice("local", "fsync", "replicas")
+        ),
+        min_replicas=reader.get(table, "redis", "min_replicas", d.min_replicas, _int(1, 100)),
+        # 0 would mean "wait for ever" to WAIT and WAITAOF.
+        durability_timeout_ms=reader.get(
+            table, "redis", "durability_timeout_ms", d.durability_timeout_ms, _int(1, 60_000)
+        ),
+        require_persistence=reader.get(
+            table, "redis", "require_persistence", d.require_persistence, _bool
+        ),
     )
+
+
+#: The [redis] keys of sidecar/durability.py and sidecar/serverchecks.py.
+DURABILITY_KEYS = {"durability", "min_replicas", "durability_timeout_ms", "require_persistence"}
 
 
 def _tokens(reader: _Reader, table: Mapping[str, Any]) -> TokensConfig:
