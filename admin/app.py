@@ -48,8 +48,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             app[VERIFIER] = AdminVerifier(shared.verifier, used)
             app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
+            # A flushed or restored store (sidecar/epoch.py) empties the index at once.
+            shared.listener.on_store_replaced.append(app[INDEX].drop)
             async with _warm(app):
                 yield
+            shared.listener.on_store_replaced.remove(app[INDEX].drop)
         await app[INDEX].close()
         await client.aclose()
 
