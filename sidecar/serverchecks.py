@@ -53,12 +53,12 @@ async def check(redis: aioredis.Redis, config: RedisConfig, where: str) -> None:
             f"could not check the server's {setting}: the store may lose changes unnoticed",
             extra={"fields": {"store": where}},
         )
-    if config.require_persistence:
-        refusals += [f"redis.require_persistence: the server at {where} has {p}" for p in problems]
-        refusals += [
-            f"redis.require_persistence: could not read {s} from the server at {where}"
-            for s in unknown
-        ]
+    doubts = problems + [f"{setting} could not be read" for setting in unknown]
+    if config.require_persistence and doubts:
+        refusals.append(
+            f"redis.require_persistence: the server at {where} may lose changes: "
+            + "; ".join(doubts)
+        )
     if refusals:
         raise ServerRefused("; ".join(refusals))
 
