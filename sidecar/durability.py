@@ -121,6 +121,11 @@ class Commit:
         except (RedisError, OSError) as exc:
             # EXEC answered: the change is applied; only its confirmation is unknown.
             return f"{command[0]} failed: {type(exc).__name__}"
+        if reply is None:
+            # redis-py answers a read past an explicit timeout with None and keeps the
+            # connection: its late reply would be read by the connection's next user.
+            await self.connection.disconnect()
+            return f"{command[0]}: no answer within {wait:g} s"
         return self.durability.shortfall(reply)
 
 
