@@ -41,6 +41,7 @@ from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar import usage, verification
 from sidecar.config import Config
+from sidecar.durability import Durability
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
 from sidecar.lifecycle import AdminStore
@@ -54,7 +55,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # proxy listener when `serve` runs both (sidecar/verification.py).
     async with verification.for_app(app, config, app[REDIS_URL]).used() as shared:
         # On the process's one store pool, so that ``redis.max_connections`` bounds it all.
-        store = AdminStore(shared.redis)
+        store = AdminStore(shared.redis, Durability.from_config(config.redis))
         # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
         app[STORE] = store
@@ -64,8 +65,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             app[VERIFIER] = AdminVerifier(shared.verifier, used, app[CONSOLE])
             app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
+            # A flushed or restored store (sidecar/epoch.py) empties the index at once.
+            shared.listener.on_store_replaced.append(app[INDEX].drop)
             async with _warm(app):
                 yield
+            shared.listener.on_store_replaced.remove(app[INDEX].drop)
         await app[INDEX].close()
 
 

@@ -25,7 +25,10 @@ ERRORS = {
     409: "The change conflicts with the stored state",
     413: "The body is larger than admin.max_body_bytes",
     415: "The body is not JSON",
-    503: "The credential store cannot be reached; retry after Retry-After seconds",
+    503: (
+        "The credential store cannot be reached (unavailable), or a change was applied"
+        " but redis.durability did not confirm it (not_durable: read it back before retrying)"
+    ),
 }
 
 

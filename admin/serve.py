@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from admin.app import build_admin_app
-from sidecar import clock, embedded
+from sidecar import clock, embedded, serverchecks
 from sidecar.app import build_proxy_app
 from sidecar.config import Config, HostPort
+from sidecar.durability import Durability, NotDurable
 from sidecar.errors import StoreUnavailable
 from sidecar.hashing import Argon2Hasher
 from sidecar.issuing import Issued, issue_token
@@ -65,6 +67,7 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
         return
     data_dir = config.redis.data_dir
     if not own_embedded and embedded.is_running(data_dir):
+        await _check_reachable(embedded.url_for(data_dir), config, "redis.data_dir")
         yield embedded.url_for(data_dir)
         return
     server = embedded.EmbeddedRedis(data_dir, config.redis.server_binary)
@@ -73,17 +76,24 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
     except embedded.EmbeddedError as exc:
         raise StartError(str(exc)) from None
     try:
+        await _check_reachable(server.url, config, "redis.server_binary")
         yield server.url
     finally:
         await server.astop()
 
 
 async def _check_reachable(url: str, config: Config, key: str) -> None:
+    """The store answers, and can keep what the config asks (sidecar/serverchecks.py)."""
     client = redis_client(url, config.redis.timeout)
     try:
         await RedisStore(client).ping()
+        await serverchecks.check(client, config.redis, redact(url))
     except StoreUnavailable as exc:
         raise StartError(f"{key}: cannot reach {redact(url)} ({exc.reason})") from None
+    except (RedisError, OSError) as exc:
+        raise StartError(f"{key}: {redact(url)} stopped answering ({type(exc).__name__})") from None
+    except serverchecks.ServerRefused as exc:
+        raise StartError(str(exc)) from None
     except ValueError as exc:
         raise StartError(f"{key}: {exc}") from None
     finally:
@@ -153,7 +163,7 @@ async def bootstrap(config: Config, username: str) -> Issued:
     async with open_store_url(config, own_embedded=False) as url:
         client = redis_client(url, config.redis.timeout)
         try:
-            store = RedisStore(client)
+            store = RedisStore(client, Durability.from_config(config.redis))
             now = clock.now()
             user = User(username=username, created_at=clock.to_rfc3339(now))
             stored = await store.ensure_user(user, actor="bootstrap")
@@ -170,5 +180,8 @@ async def bootstrap(config: Config, username: str) -> Issued:
             )
         except StoreUnavailable as exc:
             raise StartError(f"the store stopped answering: {exc.reason}") from None
+        except NotDurable as exc:
+            # The token is stored but may not survive: it is not printed, so it is never used.
+            raise StartError(f"redis.durability: {exc.message()}") from None
         finally:
             await client.aclose()

@@ -65,17 +65,24 @@ class TokenIndex:
         self.loading: tuple[int, int] | None = None
         self._lock = asyncio.Lock()
         self._refreshing: asyncio.Future[None] | None = None
+        #: Bumped by ``drop``: a load that began before a drop does not stand.
+        self._drops = 0
 
     async def current(self, *, fresh_last_used: bool = False) -> list[Row]:
         """The rows sorted by client_id, caught up with every change committed before this call."""
         async with self._lock:
-            if self.generation < 0:
-                await self._load()
-            else:
+            if self.generation >= 0:
                 await self._catch_up()
+            while self.generation < 0:  # again if the store was replaced during the load
+                await self._load()
             if fresh_last_used and time.monotonic() - self.last_used_read > self.last_used_interval:
                 self._start_refresh()
             return self.rows
+
+    def drop(self) -> None:
+        """Forget every row at once (the store was flushed or restored); the next list reloads."""
+        self._drops += 1
+        self.rows, self.generation, self.position = [], -1, "0-0"
 
     async def warm_up(self) -> None:
         """Load the index ahead of the first list; a store that is down is tried again then."""
@@ -92,7 +99,7 @@ class TokenIndex:
         The position is read first, so the catch-up after the load re-reads
         whatever changed while it ran.
         """
-        began = time.monotonic()
+        began, drops = time.monotonic(), self._drops
         generation, position = await self.store.audit_position()
         client_ids = await self._sorted_ids()
         self.loading = (0, len(client_ids))
@@ -103,10 +110,12 @@ class TokenIndex:
             gc.freeze()  # see the module's docstring
             self.loading = (start + len(raws), len(client_ids))
             await asyncio.sleep(0)
+        self.loading = None
+        if drops != self._drops:
+            return  # read partly from the store before it was replaced: the next list reloads
         self.rows = rows
         self.generation, self.position = generation, position
         self.last_used_read = time.monotonic()
-        self.loading = None
         log.info(
             "token index loaded",
             extra={"fields": {"tokens": len(rows), "seconds": round(time.monotonic() - began, 2)}},

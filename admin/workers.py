@@ -66,6 +66,7 @@ def store_url(config: Config) -> Iterator[str]:
     except embedded.EmbeddedError as exc:
         raise runtime.StartError(str(exc)) from None
     try:
+        run(runtime._check_reachable(server.url, config, "redis.server_binary"))
         yield server.url
     finally:
         server.stop()

@@ -77,6 +77,15 @@ class RedisConfig:
     timeout: float = 2.0
     #: Connections in the process's store pool; a command waits for a free one.
     max_connections: int = 200
+    #: What an acknowledged admin change means: "local", "fsync" or "replicas"
+    #: (sidecar/durability.py).
+    durability: str = "local"
+    #: Replicas that must confirm each change in the "replicas" mode.
+    min_replicas: int = 1
+    #: Longest wait for that confirmation; past it the change answers 503 not_durable.
+    durability_timeout_ms: int = 1000
+    #: Refuse to start on a server with no persistence or an evicting policy.
+    require_persistence: bool = False
 
 
 @dataclass(frozen=True)
@@ -380,7 +389,7 @@ def _admin(reader: _Reader, table: Mapping[str, Any]) -> AdminConfig:
 
 def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
     known = {"url", "data_dir", "server_binary", "timeout", "max_connections"}
-    reader.unknown(table, "redis", known)
+    reader.unknown(table, "redis", known | DURABILITY_KEYS)
     d = RedisConfig()
     binary = reader.get(table, "redis", "server_binary", "", _str())
     return RedisConfig(
@@ -391,7 +400,22 @@ def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
         max_connections=reader.get(
             table, "redis", "max_connections", d.max_connections, _int(1, 100_000)
         ),
+        durability=reader.get(
+            table, "redis", "durability", d.durability, _choice("local", "fsync", "replicas")
+        ),
+        min_replicas=reader.get(table, "redis", "min_replicas", d.min_replicas, _int(1, 100)),
+        # 0 would mean "wait for ever" to WAIT and WAITAOF.
+        durability_timeout_ms=reader.get(
+            table, "redis", "durability_timeout_ms", d.durability_timeout_ms, _int(1, 60_000)
+        ),
+        require_persistence=reader.get(
+            table, "redis", "require_persistence", d.require_persistence, _bool
+        ),
     )
+
+
+#: The [redis] keys of sidecar/durability.py and sidecar/serverchecks.py.
+DURABILITY_KEYS = {"durability", "min_replicas", "durability_timeout_ms", "require_persistence"}
 
 
 def _tokens(reader: _Reader, table: Mapping[str, Any]) -> TokensConfig:

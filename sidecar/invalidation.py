@@ -17,7 +17,10 @@ redis-py resubscribes silently, so the listener trusts nothing it cannot check:
   everything). Each such confirmation extends the cache's lease to
   ``read time + max_staleness``; without confirmations (connection cut,
   network partition, store down) the lease runs out and every lookup goes to
-  the store, which answers or fails closed with 503.
+  the store, which answers or fails closed with 503;
+- the same read takes ``keys.EPOCH`` along (one MGET): a store flushed or
+  restored (sidecar/epoch.py) drops the cache and, through
+  ``on_store_replaced``, every index built from the store (the admin list).
 
 So a change reaches every replica's cache within milliseconds when the
 subscription is up, and within ``cache.max_staleness_seconds`` in any case.
@@ -38,6 +41,7 @@ from redis.exceptions import RedisError
 
 from sidecar import keys
 from sidecar.cache import CredentialCache
+from sidecar.epoch import EpochWatch
 from sidecar.store import Change
 
 log = logging.getLogger("keystile.invalidation")
@@ -90,6 +94,9 @@ class Listener:
         self._check: tuple[str, int, float] | None = None  # (marker, generation, started)
         self._checks_sent = 0
         self._check_now = True
+        self.epoch = EpochWatch()
+        #: Called when the store turns out flushed or restored (the admin index drops itself).
+        self.on_store_replaced: list[Callable[[], None]] = []
 
     async def run(self) -> None:
         """Listen until cancelled; a failure drops the cache and starts a new subscription."""
@@ -130,7 +137,9 @@ class Listener:
             # rather than send every request to the store until the OS notices.
             self._check = None
             raise RedisError("the subscribed connection stopped answering")
-        generation = int(await self.redis.get(keys.GENERATION) or 0)
+        generation, epoch = await self.epoch.read(self.redis)
+        if (why := self.epoch.replaced(epoch, generation, self.known)) is not None:
+            self._store_replaced(why)
         self._checks_sent += 1
         marker = f"keystile-check-{self._checks_sent}"
         self._check = (marker, generation, started)
@@ -171,6 +180,17 @@ class Listener:
             self._flush("missed events")
         self.known = max(self.known, generation)
         self.cache.fresh_until = started + self.max_staleness
+
+    def _store_replaced(self, why: str) -> None:
+        """Not the data this process knew: forget the cache, the events seen, every index."""
+        log.warning(
+            "the store was flushed or restored: dropping every cache and index",
+            extra={"fields": {"why": why}},
+        )
+        self._flush("store replaced")
+        self.known = -1
+        for hook in self.on_store_replaced:
+            hook()
 
     def _flush(self, why: str) -> None:
         self.cache.clear()

@@ -34,6 +34,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
 from sidecar import clock, keys
+from sidecar.durability import Durability, NotDurable
 from sidecar.errors import StoreUnavailable
 from sidecar.models import Role, Token, User
 
@@ -92,8 +93,10 @@ _RECORDING: ContextVar[list[Change] | None] = ContextVar("keystile_recording", d
 
 
 class RedisStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, durability: Durability | None = None) -> None:
         self.redis = redis
+        #: The wait after each committed change (``redis.durability``).
+        self.durability = durability or Durability()
         #: Called with the changes of each committed transaction, in this process.
         self.after_commit: list[Callable[[Sequence[Change]], None]] = []
 
@@ -111,13 +114,18 @@ class RedisStore:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
 
     async def transaction(self, watch: list[str], body: Callable[[Pipeline], Awaitable[T]]) -> T:
-        """Run ``body`` (reads, then ``pipe.multi()``, then writes) until no watched key moved."""
+        """Run ``body`` (reads, then ``pipe.multi()``, then writes) until no watched key moved.
+
+        A change is answered only once durable as configured; one applied but not
+        confirmed raises ``NotDurable`` (after the hooks: it is applied).
+        """
         async with self._guard():
             while True:
                 changes: list[Change] = []
                 recording = _RECORDING.set(changes)
                 try:
-                    async with self.redis.pipeline(transaction=True) as pipe:
+                    async with self.durability.commit(self.redis) as commit:
+                        pipe = commit.pipe
                         try:
                             await pipe.watch(*watch)
                             result = await body(pipe)
@@ -125,10 +133,13 @@ class RedisStore:
                             continue  # the connection failed while reading: nothing was written
                         if not await _executed(pipe):
                             continue
+                        shortfall = await commit.confirm() if changes else None
                 finally:
                     _RECORDING.reset(recording)
                 for hook in self.after_commit if changes else ():
                     hook(changes)
+                if shortfall is not None:
+                    raise NotDurable(shortfall)
                 return result
 
     def record(self, pipe: Pipeline, change: Change) -> None:

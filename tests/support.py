@@ -47,21 +47,24 @@ def free_port() -> int:
 class RedisProcess:
     """A redis-server child on a free port, from the binary the dependencies install."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *args: str, binary: str | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        #: Settings after the defaults (a later one wins), and another server binary.
+        self.args = args
+        self.binary = binary
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = embedded.find_binary(None)
+        binary = self.binary or embedded.find_binary(None)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+             "--appendonly", "no", "--dir", str(self.workdir), *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
