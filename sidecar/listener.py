@@ -36,7 +36,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
 from aiohttp.http_exceptions import BadStatusLine, HttpProcessingError
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
@@ -112,23 +112,26 @@ class QuietRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        queued = len(self._messages)
-        super().data_received(data)
-        if len(self._messages) != queued:
-            self._heads_arrived(queued)
+        # The hot path: per read, two len() calls and, for a new head, one identity check.
+        messages = self._messages
+        queued = len(messages)
+        RequestHandler.data_received(self, data)
+        if len(messages) != queued:
+            if self._head_timer is not None:
+                self._stop_head_timer()
+            for index in range(queued, len(messages)):
+                version = getattr(messages[index][0], "version", HttpVersion11)  # _ErrInfo: none
+                # llhttp hands out the HttpVersion11 singleton; the Python parser new tuples.
+                if version is not HttpVersion11 and version not in _SERVED_VERSIONS:
+                    self._refuse_version(index, version)
         elif data and (self._waiter is not None or self._request_count == 0):
             self._head_in_progress(data)
 
-    def _heads_arrived(self, queued: int) -> None:
-        """Whole heads were parsed: stop the head timer, refuse unserved versions."""
-        self._stop_head_timer()
-        messages = self._messages
-        for index in range(queued, len(messages)):
-            message, payload = messages[index]
-            if isinstance(message, _ErrInfo) or message.version in _SERVED_VERSIONS:
-                continue
-            exc = NoVersion() if message.version.major == 0 else VersionNotSupported()
-            messages[index] = (_ErrInfo(status=exc.code, exc=exc, message=exc.message), payload)
+    def _refuse_version(self, index: int, version: HttpVersion) -> None:
+        """Put a refusal in place of the parsed request at ``index``; it is never handled."""
+        exc = NoVersion() if version.major == 0 else VersionNotSupported()
+        payload = self._messages[index][1]
+        self._messages[index] = (_ErrInfo(status=exc.code, exc=exc, message=exc.message), payload)
 
     def _head_in_progress(self, data: bytes) -> None:
         """Part of a head arrived while no request runs: time it, and spot HTTP/0.9."""
