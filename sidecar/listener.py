@@ -124,8 +124,17 @@ class QuietRequestHandler(RequestHandler):
                 # llhttp hands out the HttpVersion11 singleton; the Python parser new tuples.
                 if version is not HttpVersion11 and version not in _SERVED_VERSIONS:
                     self._refuse_version(index, version)
-        elif data and (self._waiter is not None or self._request_count == 0):
+        elif data and not messages and self._awaiting_head():
             self._head_in_progress(data)
+
+    def _awaiting_head(self) -> bool:
+        """No request is queued or running: these bytes begin the next head, not a body."""
+        if self._request_count == 0:
+            return True  # before start() first waits (uvloop may read first)
+        # A done waiter: the head just arrived and its task has not run yet, and
+        # uvloop may read the body more than once before it does.
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
 
     def _refuse_version(self, index: int, version: HttpVersion) -> None:
         """Put a refusal in place of the parsed request at ``index``; it is never handled."""

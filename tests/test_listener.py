@@ -15,7 +15,8 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.test_utils import TestServer
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
-from sidecar.listener import VersionNotSupported
+from sidecar.config import ListenerConfig
+from sidecar.listener import Occupancy, QuietServer, VersionNotSupported
 from sidecar.store import RedisStore
 from tests.processkit import serving, write_config
 from tests.proxykit import Env, body_of, raw_exchange, running, status_of
@@ -257,3 +258,41 @@ def test_aiohttp_internals_the_listener_reads_are_still_there() -> None:
     assert "_loop" in BaseProtocol.__slots__
     refusal = _ErrInfo(status=505, exc=VersionNotSupported(), message="m")
     assert (refusal.status, type(refusal.exc), refusal.message) == (505, VersionNotSupported, "m")
+
+
+class Wire(asyncio.Transport):
+    """The server's side of a connection, recording what the server writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+async def test_body_bytes_read_before_the_request_is_handled_are_not_a_new_head() -> None:
+    """Body bytes read while their request still waits for its handler (uvloop reads a
+    socket up to 32 times in a row) are the body, not an HTTP/0.9 request line."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(body=await request.read())
+
+    server = QuietServer(echo, occupancy=Occupancy(ListenerConfig()))
+    handler, wire = server(), Wire()
+    handler.connection_made(wire)
+    await asyncio.sleep(0.01)  # the connection now waits for its first request
+    handler.data_received(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
+    handler.data_received(b"a b\nc d\n")  # before the handler's task has run
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert wire.written.count(b"HTTP/1.") == 1
+    assert wire.written.startswith(b"HTTP/1.1 200 OK")
+    assert wire.written.endswith(b"\r\n\r\na b\nc d\n")
+    handler.connection_lost(None)
