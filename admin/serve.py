@@ -129,8 +129,9 @@ async def serve_on(
         build_admin_app(config, url, warm_index=warm_index),
     )
     proxy_app[SHARED] = admin_app[SHARED] = shared
-    proxy = ProxyRunner(proxy_app)
-    admin = QuietRunner(admin_app)  # admin callers send credentials too: never echo them
+    proxy = ProxyRunner(proxy_app, config.proxy)
+    # Admin callers send credentials too: never echo them.
+    admin = QuietRunner(admin_app, config.admin)
     try:
         await _site(proxy, config.proxy.listen, "proxy.listen", reuse_port=reuse_port)
         await _site(admin, config.admin.listen, "admin.listen", reuse_port=reuse_port)

@@ -48,7 +48,20 @@ class HostPort:
 
 
 @dataclass(frozen=True)
-class ProxyConfig:
+class ListenerConfig:
+    """What one client connection may hold on a listener: the keys ``[proxy]`` and
+    ``[admin]`` share (docs/connections.md)."""
+
+    #: Seconds from a request head's first byte to its blank line; then 408 and close.
+    header_timeout: float = 10.0
+    #: Seconds a connection may wait for its next request (or its first one); then close.
+    idle_timeout: float = 75.0
+    #: Open connections per worker; past it a new connection is closed at once.
+    max_connections: int = 10_000
+
+
+@dataclass(frozen=True)
+class ProxyConfig(ListenerConfig):
     listen: HostPort = HostPort("127.0.0.1", 8080)
     max_body_bytes: int = 100 * 1024 * 1024
     #: How many proxies in front of Keystile may be trusted for X-Forwarded-*.
@@ -58,7 +71,7 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True)
-class AdminConfig:
+class AdminConfig(ListenerConfig):
     listen: HostPort = HostPort("127.0.0.1", 8081)
     max_body_bytes: int = 64 * 1024
     #: Seconds a web console session lives without a request (admin/console/sessions.py).
@@ -364,11 +377,26 @@ def _months(value: Any) -> tuple[int, ...]:
     return tuple(_int(1, 120)(item) for item in value)
 
 
+def _listener(reader: _Reader, table: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """The ``ListenerConfig`` keys of ``section``, as keyword arguments."""
+    d = ListenerConfig()
+    checks = {"header_timeout": _number(0), "idle_timeout": _number(0), "max_connections": _int(1)}
+    return {
+        key: reader.get(table, section, key, getattr(d, key), check)
+        for key, check in checks.items()
+    }
+
+
+_LISTENER_KEYS = set(ListenerConfig.__dataclass_fields__)
+
+
 def _proxy(reader: _Reader, table: Mapping[str, Any]) -> ProxyConfig:
-    reader.unknown(table, "proxy", {"listen", "max_body_bytes", "trusted_hops", "retry_after"})
+    keys = {"listen", "max_body_bytes", "trusted_hops", "retry_after"} | _LISTENER_KEYS
+    reader.unknown(table, "proxy", keys)
     d = ProxyConfig()
     return ProxyConfig(
         listen=reader.get(table, "proxy", "listen", str(d.listen), host_port),
+        **_listener(reader, table, "proxy"),
         max_body_bytes=reader.get(table, "proxy", "max_body_bytes", d.max_body_bytes, _int(0)),
         trusted_hops=reader.get(table, "proxy", "trusted_hops", d.trusted_hops, _int(0, 10)),
         retry_after=reader.get(table, "proxy", "retry_after", d.retry_after, _int(1, 3600)),
@@ -376,10 +404,12 @@ def _proxy(reader: _Reader, table: Mapping[str, Any]) -> ProxyConfig:
 
 
 def _admin(reader: _Reader, table: Mapping[str, Any]) -> AdminConfig:
-    reader.unknown(table, "admin", {"listen", "max_body_bytes", "session_idle_seconds"})
+    known = {"listen", "max_body_bytes", "session_idle_seconds"}
+    reader.unknown(table, "admin", known | _LISTENER_KEYS)
     d = AdminConfig()
     return AdminConfig(
         listen=reader.get(table, "admin", "listen", str(d.listen), host_port),
+        **_listener(reader, table, "admin"),
         max_body_bytes=reader.get(table, "admin", "max_body_bytes", d.max_body_bytes, _int(1024)),
         session_idle_seconds=reader.get(
             table, "admin", "session_idle_seconds", d.session_idle_seconds, _int(60, 86400)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,17 +25,22 @@ def write_config(
     api: str | None = "orders",
     max_body_bytes: int | None = None,
     data_dir: str | None = None,
+    proxy: Mapping[str, float] | None = None,
+    admin: Mapping[str, float] | None = None,
 ) -> dict[str, int]:
     """A config on free ports with one API, ``api`` at ``/api``; embedded store beside ``path``.
 
     ``max_body_bytes`` sets the proxy's limit; without it the default holds.
     ``data_dir`` is written as given (a relative one, say); ``api`` None: no ``[[apis]]``.
+    ``proxy`` and ``admin`` add numeric keys to those tables.
     """
     ports = {"proxy": free_port(), "admin": free_port()}
     data_dir = data_dir or str(path.parent / "data")
     redis_lines = f'url = "{redis_url}"' if redis_url else f'data_dir = "{data_dir}"'
     apis = f'[[apis]]\nname = "{api}"\nprefix = "/{api}"\nupstream = "{upstream}"' if api else ""
     body_line = f"max_body_bytes = {max_body_bytes}" if max_body_bytes is not None else ""
+    body_line += "".join(f"\n{key} = {value}" for key, value in (proxy or {}).items())
+    admin_lines = "".join(f"\n{key} = {value}" for key, value in (admin or {}).items())
     hashing = "\n".join(f"{k} = {v}" for k, v in CHEAP_HASHING.items())
     path.write_text(
         f"""
@@ -43,7 +48,7 @@ def write_config(
 listen = "127.0.0.1:{ports["proxy"]}"
 {body_line}
 [admin]
-listen = "127.0.0.1:{ports["admin"]}"
+listen = "127.0.0.1:{ports["admin"]}"{admin_lines}
 [redis]
 {redis_lines}
 [hashing]

@@ -160,7 +160,7 @@ class Proxy:
 
 
 async def start_proxy(config: Config, redis_url: str) -> Proxy:
-    runner = ProxyRunner(build_proxy_app(config, redis_url))
+    runner = ProxyRunner(build_proxy_app(config, redis_url), config.proxy)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -194,3 +194,20 @@ def test_a_redis_url_that_cannot_be_parsed_is_refused_without_echoing_it() -> No
     """A password where the port should be is refused naming redis.url, never shown."""
     [problem] = _problems({"redis": {"url": "redis://app:s3cret/0"}})
     assert problem.startswith("redis.url:") and "s3cret" not in problem
+
+
+def test_connection_bounds_default_to_the_spec_and_are_validated_per_listener() -> None:
+    """header_timeout 10, idle_timeout 75 and max_connections 10000 on both listeners;
+    a bad value names its listener's key."""
+    config = parse({"admin": {"idle_timeout": 5}}, {"KEYSTILE_PROXY_MAX_CONNECTIONS": "7"})
+    assert (config.proxy.header_timeout, config.proxy.idle_timeout) == (10.0, 75.0)
+    assert (config.proxy.max_connections, config.admin.max_connections) == (7, 10_000)
+    assert config.admin.idle_timeout == 5.0
+    problems = _problems(
+        {"proxy": {"header_timeout": 0}, "admin": {"max_connections": 0, "idle_timeout": "1"}}
+    )
+    assert problems == [
+        "proxy.header_timeout: 0 must be greater than 0",
+        "admin.idle_timeout: '1' is not a number",
+        "admin.max_connections: 0 must be at least 1",
+    ]

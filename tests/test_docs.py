@@ -12,7 +12,6 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # of them may be dangling until that branch lands. Drop a name once its page exists.
 PENDING = {
     "docs/forward-auth.md",
-    "docs/connections.md",
     "docs/processes.md",
     "docs/redis-connections.md",
     "docs/admin-inputs.md",

@@ -76,12 +76,14 @@ async def test_ambiguous_framing_is_refused_and_connection_closed(env: Env, fram
 
 @pytest.mark.slow
 def test_pure_python_parser_gives_the_same_answers() -> None:
-    """The framing and no-echo tests also pass with aiohttp's pure-Python HTTP parser."""
+    """The framing, no-echo and version tests also pass with aiohttp's pure-Python HTTP parser."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "AIOHTTP_NO_EXTENSIONS": "1"}
     selected = "ambiguous_framing or unparseable or non_utf8 or two_authorization"
+    selected += " or http_versions or http_0_9 or slowloris"
+    files = [__file__, str(root / "tests" / "test_listener.py")]
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", selected],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files, "-k", selected],
         cwd=root,
         env=env,
         capture_output=True,
