@@ -169,20 +169,25 @@ def _token_set_problems(snapshot: Snapshot, parsed: Mapping[str, Token | str]) -
             tuple(repair),
             f"removed {cid} from {keys.TOKENS}",
         )
+    # A member whose record cannot be read stays: where it belongs is unknown.
     for owner, members in sorted(snapshot.user_tokens.items()):
-        stray = [c for c in members if _owner(parsed.get(c)) != owner]
+        stray = [c for c in members if _owner(parsed.get(c), owner) != owner]
         yield from _strays(keys.user_tokens(owner), stray)
     for role, members in sorted(snapshot.role_tokens.items()):
-        stray = [c for c in members if _role(parsed.get(c)) != role]
+        stray = [c for c in members if _role(parsed.get(c), role) != role]
         yield from _strays(keys.role_tokens(role), stray)
 
 
-def _owner(token: Token | str | None) -> str | None:
-    return token.user.lower() if isinstance(token, Token) else None
+def _owner(token: Token | str | None, unreadable: str) -> str | None:
+    if isinstance(token, str):
+        return unreadable
+    return token.user.lower() if token is not None else None
 
 
-def _role(token: Token | str | None) -> str | None:
-    return token.role if isinstance(token, Token) else None
+def _role(token: Token | str | None, unreadable: str) -> str | None:
+    if isinstance(token, str):
+        return unreadable
+    return token.role if token is not None else None
 
 
 def _strays(key: str, stray: list[str]) -> Iterator[Problem]:

@@ -42,7 +42,7 @@ def export_lines(snapshot: Snapshot, exported_at: str) -> Iterator[str]:
     generation = snapshot.generation or "0"
     header |= {"generation": int(generation) if generation.isdigit() else 0, "counts": counts}
     for line in (header, *body):
-        yield json.dumps(line, sort_keys=True, ensure_ascii=False)
+        yield json.dumps(line, ensure_ascii=False)
 
 
 def _records(snapshot: Snapshot) -> Iterator[dict[str, Any]]:
