@@ -206,7 +206,11 @@ async def _import(config: configuration.Config, snapshot: Snapshot) -> int:
 
 
 def _counts(snapshot: Snapshot) -> str:
-    return (
-        f"{len(snapshot.users)} users, {len(snapshot.roles)} roles, {len(snapshot.tokens)} tokens, "
-        f"{len(snapshot.issued)} issued client_ids, {len(snapshot.audit)} audit entries"
-    )
+    counts = {
+        "users": len(snapshot.users),
+        "roles": len(snapshot.roles),
+        "tokens": len(snapshot.tokens),
+        "issued client_ids": len(snapshot.issued),
+        "audit entries": len(snapshot.audit),
+    }
+    return ", ".join(f"{what} {count}" for what, count in counts.items())

@@ -87,7 +87,7 @@ def _holding(snapshot: Snapshot) -> str:
         "issued client_ids": len(snapshot.issued),
         "audit entries": len(snapshot.audit),
     }
-    held = ", ".join(f"{count} {what}" for what, count in counts.items() if count)
+    held = ", ".join(f"{what} {count}" for what, count in counts.items() if count)
     return f"it holds {held or 'index keys'}"
 
 
