@@ -4,7 +4,7 @@
                -> schema (pure) -> one atomic store change -> JSON view
 
 Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
-flusher) is opened and closed in ``cleanup_ctx``. Callers are verified by
+flusher, the retention passes) is opened and closed in ``cleanup_ctx``. Callers are verified by
 ``admin.auth`` with the process's shared verifier, the proxy's own.
 """
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from admin import openapi, views_me, views_people, views_tokens
@@ -23,8 +24,8 @@ from admin.service import Service
 from admin.state import CONFIG, INDEX, REDIS_URL, RULES, SERVICE, STORE, VERIFIER, WARM_INDEX
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
-from sidecar import usage, verification
-from sidecar.config import Config
+from sidecar import retention, usage, verification
+from sidecar.config import Config, RetentionConfig
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
 from sidecar.lifecycle import AdminStore
@@ -47,7 +48,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             app[VERIFIER] = AdminVerifier(shared.verifier, used)
             app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
-            async with _warm(app):
+            async with _warm(app), _retained(app, client):
                 yield
         await app[INDEX].close()
         await client.aclose()
@@ -65,6 +66,13 @@ async def _warm(app: web.Application) -> AsyncIterator[None]:
         for task in warm_ups:
             task.cancel()
         await asyncio.gather(*warm_ups, return_exceptions=True)
+
+
+def _retained(app: web.Application, client: aioredis.Redis) -> AbstractAsyncContextManager[None]:
+    # One process trims, the one that warms the index: a pass is idempotent, but
+    # N workers scanning every history each interval would be N times the work.
+    policy = app[CONFIG].retention if app[WARM_INDEX] else RetentionConfig()
+    return retention.running(client, policy)
 
 
 def build_admin_app(config: Config, redis_url: str, *, warm_index: bool = True) -> web.Application:

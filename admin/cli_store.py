@@ -185,7 +185,9 @@ def _read(file: Path) -> Snapshot:
         text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
         snapshot = to_snapshot(text.splitlines())
     except (OSError, UnicodeDecodeError) as exc:
-        raise StartError(f"{file}: cannot be read ({exc})") from None
+        raise StartError(
+            f"{file}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
     except FileProblem as exc:
         raise StartError(f"{file}: {exc}; nothing was written") from None
     if problems := find_problems(snapshot):
