@@ -1,9 +1,9 @@
 """The ``keystile`` command line: the entry point, ``serve``, ``bootstrap``, completion.
 
-``serve`` and ``bootstrap`` work on the config and the store directly; every
-other command talks to a running admin API (``admin/cli_tokens.py``,
-``cli_people.py``, ``cli_me.py``). click gives the nested commands, their
-help, exit 2 on a usage error and shell completion.
+``serve``, ``bootstrap`` and ``store`` (``admin/cli_store.py``) work on the
+config and the store directly; every other command talks to a running admin
+API (``admin/cli_tokens.py``, ``cli_people.py``, ``cli_me.py``). click gives
+the nested commands, their help, exit 2 on a usage error and shell completion.
 
 Operator mistakes (bad config, unreachable store, port in use) end with one
 line on stderr naming the key to fix and a non-zero exit, never a traceback.
@@ -41,6 +41,7 @@ Examples:
   keystile users create svc
   keystile tokens create --user svc --access orders=read
   keystile tokens list --json | jq -r '.items[].client_id'
+  keystile store check --config config.toml   (straight in Redis, no admin API)
 """
 
 
