@@ -4,8 +4,11 @@
                -> schema (pure) -> one atomic store change -> JSON view
 
 Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
-flusher, the retention passes) is opened and closed in ``cleanup_ctx``. Callers are verified by
-``admin.auth`` with the process's shared verifier, the proxy's own.
+flusher, the retention passes) is opened and closed in ``cleanup_ctx``; the
+store pool is the process's one (``Verification``). Callers are verified by
+``admin.auth`` with the process's shared verifier, the proxy's own, or by a web
+console session (admin/console/), whose page and static files the same listener
+serves at ``/``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,23 @@ from aiohttp import web
 
 from admin import openapi, views_me, views_people, views_tokens
 from admin.auth import AdminVerifier
+from admin.console import views as console_views
+from admin.console.auth import ConsoleAuth
+from admin.console.headers import add_security_headers
+from admin.console.sessions import SessionStore
 from admin.schema import Rules
 from admin.service import Service
-from admin.state import CONFIG, INDEX, REDIS_URL, RULES, SERVICE, STORE, VERIFIER, WARM_INDEX
+from admin.state import (
+    CONFIG,
+    CONSOLE,
+    INDEX,
+    REDIS_URL,
+    RULES,
+    SERVICE,
+    STORE,
+    VERIFIER,
+    WARM_INDEX,
+)
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar import retention, usage, verification
@@ -29,7 +46,6 @@ from sidecar.config import Config, RetentionConfig
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
 from sidecar.lifecycle import AdminStore
-from sidecar.verification import redis_client
 
 __all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 
@@ -39,19 +55,20 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # The store, cache, argon2 pool and listener of this process, shared with the
     # proxy listener when `serve` runs both (sidecar/verification.py).
     async with verification.for_app(app, config, app[REDIS_URL]).used() as shared:
-        client = redis_client(app[REDIS_URL], config.redis.timeout)
-        store = AdminStore(client)
+        # On the process's one store pool, so that ``redis.max_connections`` bounds it all.
+        store = AdminStore(shared.redis)
         # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
         app[STORE] = store
+        sessions = SessionStore(shared.redis, config.admin.session_idle_seconds)
+        app[CONSOLE] = ConsoleAuth(sessions, store)
         async with usage.recording(store, config.tokens.last_used_interval) as used:
-            app[VERIFIER] = AdminVerifier(shared.verifier, used)
+            app[VERIFIER] = AdminVerifier(shared.verifier, used, app[CONSOLE])
             app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
-            async with _warm(app), _retained(app, client):
+            async with _warm(app), _retained(app, shared.redis):
                 yield
         await app[INDEX].close()
-        await client.aclose()
 
 
 @asynccontextmanager
@@ -90,4 +107,7 @@ def build_admin_app(config: Config, redis_url: str, *, warm_index: bool = True) 
     app.router.add_routes(views_me.routes)
     app[openapi.DOCUMENT] = openapi.document(config)
     app.router.add_get("/admin/v1/openapi.json", openapi.view)
+    app.router.add_routes(console_views.routes)
+    app.router.add_static("/console/static", console_views.STATIC)
+    app.on_response_prepare.append(add_security_headers)
     return app

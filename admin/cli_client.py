@@ -26,6 +26,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import click
 
 from sidecar import config as configuration
+from sidecar.redaction import redact
 
 DEFAULT_URL = "http://127.0.0.1:8081"
 API_ROOT = "/admin/v1"
@@ -63,9 +64,8 @@ class Target:
 
     @property
     def shown_url(self) -> str:
-        """The URL without any user:password part, fit for an error message."""
-        parts = urlsplit(self.url)
-        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        """The URL with its credentials masked, fit for an error message."""
+        return redact(self.url)
 
 
 def admin_url(flag: str | None, config_path: Path | None, environ: Mapping[str, str]) -> str:

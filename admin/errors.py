@@ -60,3 +60,11 @@ class Forbidden(InsufficientScope):
 
     def message(self) -> str:
         return self.reason
+
+
+class CsrfRefused(AdminError):
+    """A change sent with a console session cookie but without its CSRF secret."""
+
+    status = 403
+    code = "csrf_failed"
+    public_message = "the console's CSRF token is missing or wrong"

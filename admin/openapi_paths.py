@@ -68,11 +68,16 @@ Q_PARAM = _param(
 )
 
 
+#: One status, or a comma list of them (``active,expired`` hides revoked tokens).
+_ONE_STATUS = f"({'|'.join(TOKEN_STATUSES)})"
+STATUS_LIST: Json = pattern(f"{_ONE_STATUS}(,{_ONE_STATUS})*")
+
+
 def _token_params(apis: list[str]) -> list[Json]:
     return [
         Q_PARAM,
         _param("user", "query", {"type": "string"}),
-        _param("status", "query", {"enum": list(TOKEN_STATUSES)}),
+        _param("status", "query", STATUS_LIST, "one status or a comma list of them"),
         _param("role", "query", {"type": "string"}),
         _param("api", "query", {"enum": [*apis, "admin"]}, "effective level above none"),
         _order(queries.TOKEN_COLUMNS),

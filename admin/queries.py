@@ -41,7 +41,8 @@ class Page:
 class TokenQuery:
     q: str = ""
     user: str | None = None
-    status: str | None = None
+    #: The statuses listed (None: all), e.g. active and expired to hide revoked tokens.
+    status: frozenset[str] | None = None
     role: str | None = None
     api: str | None = None
     order: tuple[OrderKey, ...] = (("created_at", True),)
@@ -62,9 +63,7 @@ class AuditQuery:
 
 
 def token_query(params: Mapping[str, str], apis: frozenset[str]) -> TokenQuery:
-    status = params.get("status")
-    if status is not None and status not in TOKEN_STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(TOKEN_STATUSES)}", field="status")
+    status = _statuses(params.get("status"))
     api = params.get("api")
     if api is not None and api not in apis:
         raise BadRequest("api must be the name of a configured API or admin", field="api")
@@ -77,6 +76,17 @@ def token_query(params: Mapping[str, str], apis: frozenset[str]) -> TokenQuery:
         order=order(params.get("order"), TOKEN_COLUMNS, TokenQuery.order),
         page=page(params, default_limit=50),
     )
+
+
+def _statuses(value: str | None) -> frozenset[str] | None:
+    """``status=revoked`` or a comma list such as ``status=active,expired``."""
+    if value is None:
+        return None
+    statuses = frozenset(item.strip() for item in value.split(","))
+    if not statuses <= set(TOKEN_STATUSES):
+        message = f"status must be one of {', '.join(TOKEN_STATUSES)}, or a comma list of them"
+        raise BadRequest(message, field="status")
+    return statuses
 
 
 def user_query(params: Mapping[str, str]) -> UserQuery:

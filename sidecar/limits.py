@@ -1,6 +1,6 @@
 """Wrong-secret limits: 429 for one client_id from one address after too many misses.
 
-Counting is in Redis (``keys.wrong_secrets``, a counter that expires one
+Counting is in Redis (``keys.wrong_secrets``, a set of misses that expires one
 minute after the first miss of its window), so every worker and replica adds
 to the same count. Each process also remembers the pairs it found over the
 limit until their window ends, so refusing them costs neither a store call
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable
 
@@ -48,12 +49,14 @@ WINDOW_SECONDS = 60
 MAX_BLOCKED = 100_000
 
 # One window per pair: the first miss starts it, the count resets when it ends.
+# Each miss is a member named by the miss, not an INCR: the client sends a command
+# again when its connection fails, and a miss counted twice would lock out early.
 _COUNT_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
+redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[2])
+if redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-return {count, redis.call('PTTL', KEYS[1])}
+return {redis.call('ZCARD', KEYS[1]), redis.call('PTTL', KEYS[1])}
 """
 
 
@@ -89,7 +92,9 @@ class WrongSecretLimiter:
             return
         key = keys.wrong_secrets(client_id, address)
         try:
-            count, ttl_ms = await self.redis.eval(_COUNT_SCRIPT, 1, key, WINDOW_SECONDS * 1000)
+            miss = secrets.token_hex(8)
+            window_ms = WINDOW_SECONDS * 1000
+            count, ttl_ms = await self.redis.eval(_COUNT_SCRIPT, 1, key, window_ms, miss)
         except (RedisError, OSError) as exc:
             log.warning("wrong secret not counted", extra={"fields": {"error": type(exc).__name__}})
             return

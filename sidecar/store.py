@@ -11,6 +11,13 @@ the write returns, so this process's own cache never lags its own writes.
 
 Redis failures surface as ``StoreUnavailable`` (fail closed, 503), never as a
 redis-py exception.
+
+The client retries a command once when its connection fails
+(``verification.redis_client``); every command sent here is safe to send
+twice: reads; ``WATCH`` and the reads after it (redis-py turns a failure
+there into a ``WatchError``, and the transaction starts over before anything
+was written); the hash upgrade (compare-and-set) and ``last_used_at``
+(only ever moves forward). ``EXEC`` is never sent twice (``_executed``).
 """
 
 from __future__ import annotations
@@ -114,8 +121,9 @@ class RedisStore:
                         try:
                             await pipe.watch(*watch)
                             result = await body(pipe)
-                            await pipe.execute()
                         except WatchError:
+                            continue  # the connection failed while reading: nothing was written
+                        if not await _executed(pipe):
                             continue
                 finally:
                     _RECORDING.reset(recording)
@@ -261,6 +269,24 @@ class RedisStore:
             for client_id, at in used.items():
                 pipe.eval(_TOUCH_SCRIPT, 1, keys.token(client_id), at)
             await pipe.execute()
+
+
+async def _executed(pipe: Pipeline) -> bool:
+    """Send MULTI ... EXEC: True if it applied, False if a watched key moved (run again).
+
+    redis-py reports a connection lost during EXEC as a ``WatchError`` too
+    (raised while handling the ``ConnectionError``). Then the transaction may
+    have applied with only its answer lost, and running it again could apply
+    it twice (a second token, a second audit entry): the outcome is unknown,
+    so it is a 503, never a second attempt.
+    """
+    try:
+        await pipe.execute()
+    except WatchError as exc:
+        if isinstance(exc.__context__, RedisError | OSError):
+            raise StoreUnavailable("redis: transaction outcome unknown") from exc
+        return False
+    return True
 
 
 # Bumps the generation and publishes the event that carries it, as one step.

@@ -4,9 +4,12 @@ Both are one MULTI/EXEC, WATCHing the generation counter from before the
 store is read until the writes are sent: a change Keystile makes meanwhile
 bumps the counter, the transaction applies nothing, and the work starts over
 from a fresh read. So a repair is never computed from a stale picture, and an
-import lands whole or not at all. Both end by bumping the generation and
-publishing an event of kind ``store``, which every running Keystile takes as
-"forget everything" (its caches and its admin index).
+import lands whole or not at all. EXEC is sent once (``store._executed``): a
+connection lost under it leaves the outcome unknown, a ``StoreUnavailable``.
+
+Both end by bumping the generation and publishing an event of kind
+``store``, which every running Keystile takes as "forget everything" (its
+caches and its admin index).
 
 Neither writes audit or history entries: they change indexes, or load a
 history that already says how each record came to be.
@@ -23,12 +26,15 @@ from redis.exceptions import RedisError, WatchError
 
 from sidecar import keys
 from sidecar.errors import StoreUnavailable
-from sidecar.store import _RECORD_SCRIPT, _encodable
+from sidecar.store import _RECORD_SCRIPT, _encodable, _executed
 from sidecar.storecheck import Problem, Snapshot, find_problems
 from sidecar.storeread import ATTEMPTS, StoreBusy, read_snapshot
 
 #: Keys whose change means the store is no longer empty (with the generation).
 INDEXES = (keys.GENERATION, keys.TOKENS, keys.USERS, keys.ROLES, keys.ISSUED_IDS, keys.AUDIT)
+
+
+BUSY = "the store changed while the file was loaded; nothing was written"
 
 
 class NotEmpty(Exception):
@@ -49,7 +55,8 @@ async def repair(redis: aioredis.Redis) -> tuple[list[Problem], list[Problem]]:
                         for command in problem.repair:
                             pipe.execute_command(*command)
                     _announce(pipe)
-                    await pipe.execute()
+                    if not await _executed(pipe):
+                        continue
                 return fixable, [problem for problem in problems if not problem.repair]
         except WatchError:
             continue
@@ -70,11 +77,10 @@ async def load(redis: aioredis.Redis, snapshot: Snapshot) -> None:
             _queue_snapshot(pipe, snapshot)
             pipe.set(keys.GENERATION, snapshot.generation or "0")
             _announce(pipe)
-            await pipe.execute()
-    except WatchError:
-        raise StoreBusy(
-            "the store changed while the file was loaded; nothing was written"
-        ) from None
+            if not await _executed(pipe):
+                raise StoreBusy(BUSY)
+    except WatchError:  # the connection failed while the store was read: nothing written
+        raise StoreBusy(BUSY) from None
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
 

@@ -19,9 +19,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from sidecar.cache import CredentialCache
-from sidecar.config import Config
+from sidecar.config import Config, RedisConfig
 from sidecar.hashing import HashingPool
 from sidecar.invalidation import Listener, local_hook
 from sidecar.limits import WrongSecretLimiter
@@ -30,15 +35,52 @@ from sidecar.verifier import Verified, Verifier
 
 #: Seconds the listener gets to stop at shutdown.
 CLOSE_WAIT = 5.0
+#: Before the one retry of a command whose connection failed: up to 50 ms, drawn at
+#: random so that a pool of connections cut at once does not reconnect at once.
+RETRY_BACKOFF = ExponentialWithJitterBackoff(base=0.025, cap=0.05)
 
 
-def redis_client(url: str, timeout: float) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
+#: Connections of the invalidation listener's own pool: its subscription and its counter reads.
+LISTENER_CONNECTIONS = 2
+
+
+def redis_client(
+    url: str, timeout: float, max_connections: int = RedisConfig.max_connections
+) -> aioredis.Redis:
+    """The store client of one process (docs/redis-connections.md).
+
+    Its pool holds at most ``max_connections`` and a command waits up to
+    ``timeout`` for a free one (then ``ConnectionError``: a 503), rather than
+    failing at once when a flood has them all. A pooled connection the server
+    closed is replaced on checkout, before a command is written to it; one
+    that fails under a command is retried once, on ``ConnectionError`` only
+    (``store.py`` says why that is safe for every command Keystile sends).
+    """
+    return aioredis.Redis.from_pool(_pool(url, timeout, max_connections, retries=1))
+
+
+def listener_client(url: str, timeout: float) -> aioredis.Redis:
+    """The invalidation listener's own client: a flood of lookups cannot take its connections.
+
+    No retry: the listener starts a new subscription after any failure.
+    """
+    pool = _pool(url, timeout, LISTENER_CONNECTIONS, retries=0)
+    return aioredis.Redis.from_pool(pool)
+
+
+def _pool(url: str, timeout: float, size: int, *, retries: int) -> BlockingConnectionPool:
+    return BlockingConnectionPool.from_url(
         url,
+        max_connections=size,
+        timeout=timeout,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,
+        retry=Retry(RETRY_BACKOFF, retries, supported_errors=(ConnectionError,)),
+        # redis-py skips its check for connections closed by the server while these
+        # (a Redis Enterprise feature, RESP3 only) are on; "auto" counts as on.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 
@@ -55,14 +97,19 @@ class Verification:
 
     async def _open(self) -> None:
         config = self.config
-        self.redis = redis_client(self.redis_url, config.redis.timeout)
+        self.redis = redis_client(
+            self.redis_url, config.redis.timeout, config.redis.max_connections
+        )
+        self.listener_redis = listener_client(self.redis_url, config.redis.timeout)
         self.store = RedisStore(self.redis)
         self.pool = HashingPool.from_config(config.hashing)
         limiter = WrongSecretLimiter(self.redis, config.limits.wrong_secrets_per_minute)
         self.verifier = Verifier(
             self.store, self.pool, self.cache, limiter, ttl=config.cache.ttl_seconds
         )
-        self.listener = Listener(self.redis, self.cache, config.cache.max_staleness_seconds)
+        self.listener = Listener(
+            self.listener_redis, self.cache, config.cache.max_staleness_seconds
+        )
         self.watch(self.store)
         self._listening = asyncio.ensure_future(self.listener.run())
 
@@ -77,6 +124,7 @@ class Verification:
             await asyncio.wait([self._listening], timeout=CLOSE_WAIT)
         await self.verifier.close()
         self.pool.close()
+        await self.listener_redis.aclose()
         await self.redis.aclose()
 
     @contextlib.asynccontextmanager

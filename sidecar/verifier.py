@@ -3,13 +3,16 @@
     presented -> cache (HMAC of the credential) -> hit: done, no store, no argon2
               -> unknown-id memory -> wrong-secret limit (429)
               -> one fill per credential: store -> status checks -> argon2 -> cache
+                 (one store read per client_id, shared by that id's fills)
 
 Every refusal is an ``InvalidToken`` whose ``reason`` names the cause for logs
 and metrics; the client sees one body for all of them. Concurrent requests
 with the same credential share one fill (one store read, one argon2 run) and
-its outcome. argon2 runs in a bounded thread pool (``HashingPool``): a full
-queue is a fast 503. A secret whose hash was made with older argon2
-parameters is re-hashed in the background after it verifies.
+its outcome, and concurrent fills for one client_id (a flood of guessed
+secrets, or of one unknown id) share one store read. argon2 runs in a
+bounded thread pool (``HashingPool``): a full queue is a fast 503. A
+secret whose hash was made with older argon2 parameters is re-hashed in the
+background after it verifies.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sidecar import clock
 from sidecar.cache import CredentialCache, Fill
@@ -32,6 +35,9 @@ from sidecar.limits import WrongSecretLimiter
 from sidecar.store import Credential, RedisStore
 
 log = logging.getLogger("keystile.verifier")
+
+K = TypeVar("K")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,7 @@ class Verifier:
         self.limiter = limiter
         self.ttl = ttl
         self._fills: dict[bytes, asyncio.Future[Verified]] = {}
+        self._reads: dict[str, asyncio.Future[tuple[Credential | None, Fill]]] = {}
         #: Lookups answered from the cache, from the unknown-id memory, or not (for metrics).
         self.hits = self.unknown_hits = self.misses = 0
         self._upgrades: set[asyncio.Task[None]] = set()
@@ -93,20 +100,16 @@ class Verifier:
         if fill is None:
             fill = asyncio.ensure_future(self._fill(key, presented, peer))
             self._fills[key] = fill
-            fill.add_done_callback(functools.partial(self._landed, key))
+            fill.add_done_callback(functools.partial(_landed, self._fills, key))
         # The fill belongs to every request waiting on it: one leaving must not cancel it.
         return await asyncio.shield(fill)
-
-    def _landed(self, key: bytes, fill: asyncio.Future[Verified]) -> None:
-        if self._fills.get(key) is fill:
-            del self._fills[key]
-        if not fill.cancelled():
-            fill.exception()  # retrieved here, so a fill nobody awaits any more logs nothing
 
     async def _fill(self, key: bytes, presented: Presented, peer: str | None) -> Verified:
         guard = self.cache.begin_fill(presented.client_id)
         try:
-            credential = await self.store.load_credential(presented.client_id)
+            credential, read = await self._read(presented.client_id)
+            if read.stale:  # a change landed while the shared read ran: cache nothing of it
+                guard.stale = True
             if credential is None:
                 self.cache.put_unknown(guard)
                 raise InvalidToken("unknown client_id")
@@ -122,6 +125,27 @@ class Verifier:
             if matched == credential.token.secret_hash and self.pool.needs_rehash(matched):
                 self._upgrade_later(credential.token.client_id, matched, presented.client_secret)
             return verified
+        finally:
+            self.cache.end_fill(guard)
+
+    async def _read(self, client_id: str) -> tuple[Credential | None, Fill]:
+        """The store's record of ``client_id``, read once for every fill that wants it meanwhile.
+
+        The read has a fill guard of its own, from before it starts to when it
+        ends; each fill's guard starts before it joins: together they cover
+        everything from the read to the fill's ``put``.
+        """
+        read = self._reads.get(client_id)
+        if read is None:
+            read = asyncio.ensure_future(self._read_once(client_id))
+            self._reads[client_id] = read
+            read.add_done_callback(functools.partial(_landed, self._reads, client_id))
+        return await asyncio.shield(read)
+
+    async def _read_once(self, client_id: str) -> tuple[Credential | None, Fill]:
+        guard = self.cache.begin_fill(client_id)
+        try:
+            return await self.store.load_credential(client_id), guard
         finally:
             self.cache.end_fill(guard)
 
@@ -160,10 +184,22 @@ class Verifier:
 
     async def close(self) -> None:
         """Stop background re-hashing and pending fills (at shutdown)."""
-        pending: list[asyncio.Future[Any]] = [*self._upgrades, *self._fills.values()]
+        pending: list[asyncio.Future[Any]] = [
+            *self._upgrades,
+            *self._fills.values(),
+            *self._reads.values(),
+        ]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _landed(flights: dict[K, asyncio.Future[R]], key: K, done: asyncio.Future[R]) -> None:
+    """Forget a fill or read that ended (``key`` may have a newer one by now)."""
+    if flights.get(key) is done:
+        del flights[key]
+    if not done.cancelled():
+        done.exception()  # retrieved here, so one nobody awaits any more logs nothing
 
 
 def check_standing(credential: Credential, now: datetime) -> None:

@@ -78,11 +78,16 @@ def test_status_is_derived_from_now() -> None:
     ]
 
     found = {
-        status: _ids(tokens, TokenQuery(status=status))
-        for status in ("active", "expired", "revoked")
+        status: _ids(tokens, TokenQuery(status=frozenset(status.split(","))))
+        for status in ("active", "expired", "revoked", "active,expired")
     }
 
-    assert found == {"active": ["a"], "expired": ["b", "d"], "revoked": ["c"]}
+    assert found == {
+        "active": ["a"],
+        "expired": ["b", "d"],
+        "revoked": ["c"],
+        "active,expired": ["a", "b", "d"],
+    }
 
 
 def test_api_filter_counts_the_role_and_the_wildcard() -> None:

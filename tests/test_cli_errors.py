@@ -42,7 +42,8 @@ def test_an_unreachable_admin_url_is_exit_1_naming_it() -> None:
     result = run_cli("apis", "--admin-url", url.replace("//", "//ops:hunter2@"),
                      env={"KEYSTILE_TOKEN": "ks_x"})  # fmt: skip
     assert result.code == 1
-    assert url in result.err and "--admin-url" in result.err and "hunter2" not in result.err
+    shown = url.replace("//", "//***@")  # the userinfo masked, as every logged URL is
+    assert shown in result.err and "--admin-url" in result.err and "hunter2" not in result.err
 
 
 @pytest.mark.parametrize(
@@ -135,3 +136,12 @@ def test_on_a_terminal_delete_asks_and_tables_have_colour_and_local_time(ks: Dep
     assert code == 0 and "\x1b[" not in shown
     code, shown = on_terminal("tokens", "delete", client_id, env=env, answer="y\n")
     assert code == 0 and ks.cli("tokens", "show", client_id).code == 1
+
+
+def test_an_unreachable_admin_url_is_shown_without_its_credentials() -> None:
+    """A dead admin URL with user:password and ?token= is named in the error, masked."""
+    url = f"http://ops:s3cret@127.0.0.1:{free_port()}/?token=s3cret"
+    result = run_cli("apis", env={"KEYSTILE_TOKEN": "ks_x", "KEYSTILE_ADMIN_URL": url})
+    assert result.code == 1, result.err
+    assert "cannot reach the admin API at http://***@127.0.0.1:" in result.err
+    assert "s3cret" not in result.out + result.err

@@ -179,3 +179,18 @@ def test_every_config_key_has_an_override_that_is_not_refused() -> None:
             name = f"KEYSTILE_{section}_{key}".upper()
             problems = _problems({"bogus": 1}, {name: "@"})
             assert not any("unknown environment variable" in p for p in problems), name
+
+
+def test_redis_max_connections_defaults_to_200_and_must_be_positive() -> None:
+    """redis.max_connections is 200 unless set; 0 or a string stops the start naming the key."""
+    assert parse({}, {}).redis.max_connections == 200
+    assert parse({"redis": {"max_connections": 8}}, {}).redis.max_connections == 8
+    for bad in (0, "many"):
+        [problem] = _problems({"redis": {"max_connections": bad}})
+        assert problem.startswith("redis.max_connections:")
+
+
+def test_a_redis_url_that_cannot_be_parsed_is_refused_without_echoing_it() -> None:
+    """A password where the port should be is refused naming redis.url, never shown."""
+    [problem] = _problems({"redis": {"url": "redis://app:s3cret/0"}})
+    assert problem.startswith("redis.url:") and "s3cret" not in problem

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import pytest
 import redis.asyncio as aioredis
 
 from sidecar import clock, keys
 from sidecar.errors import StoreUnavailable
+from sidecar.hashing import Argon2Hasher
+from sidecar.issuing import issue_token
 from sidecar.models import Token, User
 from sidecar.store import Conflict, RedisStore
-from tests.support import RedisProcess, make_config, seed_role, seed_token
+from sidecar.verification import redis_client
+from tests.support import RedisProcess, free_port, make_config, seed_role, seed_token
 
 
 def _draft(client_id: str, user: str = "alice", role: str | None = None) -> Token:
@@ -123,3 +130,68 @@ async def test_unreachable_store_is_store_unavailable(private_redis: RedisProces
     with pytest.raises(StoreUnavailable):
         await store.get_token("a" * 22)
     await client.aclose()
+
+
+class ExecAnswerCut:
+    """A TCP relay to Redis that, once, cuts the connection that sent an EXEC when Redis
+    answers it: the transaction applied, and its client never hears so."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self.cut = False
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        exec_sent = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                server_w.write(data)
+                if b"EXEC\r\n" in data:
+                    exec_sent.set()
+            server_w.close()
+
+        async def downstream() -> None:
+            while data := await server_r.read(65536):
+                if exec_sent.is_set() and not self.cut:
+                    self.cut = True
+                    break  # the answer to MULTI ... EXEC is dropped with the connection
+                client_w.write(data)
+            client_w.close()
+
+        await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[ExecAnswerCut]:
+        server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        try:
+            yield self
+        finally:
+            server.close()
+
+
+async def test_a_token_create_whose_answer_was_lost_is_not_made_twice(
+    store: RedisStore, redis_server: RedisProcess
+) -> None:
+    """An issue whose EXEC applied but whose answer was cut is a 503, and exactly one token."""
+    config = make_config()
+    await store.ensure_user(User("alice", created_at="2026-01-01T00:00:00Z"), actor="t")
+    async with ExecAnswerCut(redis_server.port).running() as relay:
+        client = redis_client(relay.url, 2.0)
+        with pytest.raises(StoreUnavailable):
+            await issue_token(
+                RedisStore(client),
+                Argon2Hasher(config.hashing),
+                "ks",
+                user="alice",
+                actor="t",
+                expires_at=clock.now() + timedelta(days=1),
+            )
+        await client.aclose()
+    assert relay.cut
+    assert await store.redis.zcard(keys.TOKENS) == 1

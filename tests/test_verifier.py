@@ -284,3 +284,17 @@ async def test_request_that_leaves_does_not_cancel_the_shared_verification(
     assert leaving.cancelled()
     assert hasher.verifies == 1
     verifier.pool.close()
+
+
+async def test_concurrent_guesses_for_one_unknown_id_cost_one_store_read(
+    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+) -> None:
+    """Twenty simultaneous secrets for one unknown client_id: one store read, all refused."""
+    await store.redis.config_resetstat()
+    guesses = [presented("U" * 22, f"{n:032d}") for n in range(20)]
+
+    results = await asyncio.gather(*map(verifier.verify, guesses), return_exceptions=True)
+
+    assert all(isinstance(r, InvalidToken) and r.reason == "unknown client_id" for r in results)
+    assert await hgetall_calls(store) == 1
+    assert hasher.verifies == 0
