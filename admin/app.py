@@ -4,18 +4,20 @@
                -> schema (pure) -> one atomic store change -> JSON view
 
 Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
-flusher) is opened and closed in ``cleanup_ctx``; the store pool is the
-process's one (``Verification``). Callers are verified by ``admin.auth`` with
-the process's shared verifier, the proxy's own, or by a web console session
-(admin/console/), whose page and static files the same listener serves at ``/``.
+flusher, the retention passes) is opened and closed in ``cleanup_ctx``; the
+store pool is the process's one (``Verification``). Callers are verified by
+``admin.auth`` with the process's shared verifier, the proxy's own, or by a web
+console session (admin/console/), whose page and static files the same listener
+serves at ``/``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from admin import openapi, views_me, views_people, views_tokens
@@ -39,8 +41,8 @@ from admin.state import (
 )
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
-from sidecar import usage, verification
-from sidecar.config import Config
+from sidecar import retention, usage, verification
+from sidecar.config import Config, RetentionConfig
 from sidecar.durability import Durability
 from sidecar.errorpages import json_errors
 from sidecar.hashing import Argon2Hasher
@@ -67,7 +69,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
             # A flushed or restored store (sidecar/epoch.py) empties the index at once.
             shared.listener.on_store_replaced.append(app[INDEX].drop)
-            async with _warm(app):
+            async with _warm(app), _retained(app, shared.redis):
                 yield
             shared.listener.on_store_replaced.remove(app[INDEX].drop)
         await app[INDEX].close()
@@ -85,6 +87,13 @@ async def _warm(app: web.Application) -> AsyncIterator[None]:
         for task in warm_ups:
             task.cancel()
         await asyncio.gather(*warm_ups, return_exceptions=True)
+
+
+def _retained(app: web.Application, client: aioredis.Redis) -> AbstractAsyncContextManager[None]:
+    # One process trims, the one that warms the index: a pass is idempotent, but
+    # N workers scanning every history each interval would be N times the work.
+    policy = app[CONFIG].retention if app[WARM_INDEX] else RetentionConfig()
+    return retention.running(client, policy)
 
 
 def build_admin_app(config: Config, redis_url: str, *, warm_index: bool = True) -> web.Application:

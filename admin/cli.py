@@ -1,9 +1,9 @@
 """The ``keystile`` command line: the entry point, ``serve``, ``bootstrap``, completion.
 
-``serve`` and ``bootstrap`` work on the config and the store directly; every
-other command talks to a running admin API (``admin/cli_tokens.py``,
-``cli_people.py``, ``cli_me.py``). click gives the nested commands, their
-help, exit 2 on a usage error and shell completion.
+``serve``, ``bootstrap`` and ``store`` (``admin/cli_store.py``) work on the
+config and the store directly; every other command talks to a running admin
+API (``admin/cli_tokens.py``, ``cli_people.py``, ``cli_me.py``). click gives
+the nested commands, their help, exit 2 on a usage error and shell completion.
 
 Operator mistakes (bad config, unreachable store, port in use) end with one
 line on stderr naming the key to fix and a non-zero exit, never a traceback.
@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
-from admin import cli_me, cli_people, cli_tokens
+from admin import cli_me, cli_people, cli_store, cli_tokens
 from admin.cli_common import OPTIONS_KEY, connection_options
 from sidecar import config as configuration
 
@@ -41,6 +41,7 @@ Examples:
   keystile users create svc
   keystile tokens create --user svc --access orders=read
   keystile tokens list --json | jq -r '.items[].client_id'
+  keystile store check --config config.toml   (straight in Redis, no admin API)
 """
 
 
@@ -112,6 +113,7 @@ keystile.add_command(cli_people.roles)
 keystile.add_command(cli_people.apis)
 keystile.add_command(cli_people.audit)
 keystile.add_command(cli_me.me)
+keystile.add_command(cli_store.store)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

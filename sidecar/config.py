@@ -146,6 +146,24 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the change log and deleted tokens' histories are kept (sidecar/retention.py)."""
+
+    #: Audit entries older than this many days are dropped; 0: kept forever.
+    audit_max_age_days: int = 0
+    #: The audit stream keeps at most this many entries, the newest; 0: no limit.
+    audit_max_entries: int = 0
+    #: A deleted token's history is dropped this many days after the deletion; 0: kept.
+    deleted_history_days: int = 0
+    #: Seconds between two passes.
+    interval_seconds: float = 3600.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.audit_max_age_days or self.audit_max_entries or self.deleted_history_days)
+
+
+@dataclass(frozen=True)
 class HeadersConfig:
     """Names of the identity headers set upstream and of the header credential pair."""
 
@@ -185,6 +203,7 @@ class Config:
     hashing: HashingConfig = field(default_factory=HashingConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     headers: HeadersConfig = field(default_factory=HeadersConfig)
     log: LogConfig = field(default_factory=LogConfig)
     apis: tuple[ApiConfig, ...] = ()
@@ -220,7 +239,7 @@ def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     problems: list[str] = []
     reader = _Reader(problems, environ)
     known = {"proxy", "admin", "redis", "tokens", "hashing", "headers", "log", "apis"}
-    known |= {"cache", "limits"}
+    known |= {"cache", "limits", "retention"}
     for key in raw:
         if key not in known:
             problems.append(f"{key}: unknown section")
@@ -232,6 +251,7 @@ def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         hashing=_hashing(reader, _table(raw, "hashing", problems)),
         cache=_cache(reader, _table(raw, "cache", problems)),
         limits=_limits(reader, _table(raw, "limits", problems)),
+        retention=_retention(reader, _table(raw, "retention", problems)),
         headers=_headers(reader, _table(raw, "headers", problems)),
         log=_log(reader, _table(raw, "log", problems)),
         apis=_apis(raw.get("apis", []), problems),
@@ -524,6 +544,19 @@ def _limits(reader: _Reader, table: Mapping[str, Any]) -> LimitsConfig:
             table, "limits", "refusal_delay_seconds", d.refusal_delay_seconds, _delay
         ),
     )
+
+
+def _retention(reader: _Reader, table: Mapping[str, Any]) -> RetentionConfig:
+    # Days stay under a century: a cut-off further back than that is "forever" anyway.
+    bounds = {"audit_max_age_days": 36500, "audit_max_entries": None, "deleted_history_days": 36500}
+    reader.unknown(table, "retention", {*bounds, "interval_seconds"})
+    d = RetentionConfig()
+    counts = {
+        name: reader.get(table, "retention", name, getattr(d, name), _int(0, high))
+        for name, high in bounds.items()
+    }
+    interval = reader.get(table, "retention", "interval_seconds", d.interval_seconds, _number(0))
+    return RetentionConfig(**counts, interval_seconds=interval)
 
 
 def _delay(value: Any) -> float:

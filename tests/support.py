@@ -47,9 +47,13 @@ def free_port() -> int:
 class RedisProcess:
     """A redis-server child on a free port, from the binary the dependencies install."""
 
-    def __init__(self, workdir: Path, *args: str, binary: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *args: str, binary: str | None = None, durable: bool = False
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
+        #: Every write on disk before it is acknowledged (the AOF, fsynced per write).
+        self.durable = durable
         self.process: subprocess.Popen[bytes] | None = None
         #: Settings after the defaults (a later one wins), and another server binary.
         self.args = args
@@ -62,9 +66,14 @@ class RedisProcess:
     def start(self) -> None:
         binary = self.binary or embedded.find_binary(None)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.durable
+            else ["--appendonly", "no"]
+        )
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), *self.args],
+             *persistence, "--dir", str(self.workdir), *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -83,6 +92,12 @@ class RedisProcess:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last save; what is on disk is what survives."""
+        if self.process is not None:
+            self.process.kill()
             self.process.wait(10)
 
     def flush(self) -> None:
