@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("KEYSTILE_IMAGE_CACHE", "/var/tmp/keystile-image"))
+# Kept across runs and reboots on purpose (that is what /var/tmp is for); only root writes it.
+CACHE = Path(os.environ.get("KEYSTILE_IMAGE_CACHE", "/var/tmp/keystile-image"))  # noqa: S108
 STORAGE = [
     "--root", str(CACHE / "storage"), "--runroot", str(CACHE / "run"), "--storage-driver", "vfs",
 ]  # fmt: skip
@@ -79,8 +80,9 @@ def base_image() -> str:
 def _make_base(name: str) -> None:
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
         rootfs = Path(scratch) / "rootfs"
+        debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"  # root's PATH only
         subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3,python3-pip,python3-venv",
+            [debootstrap, "--variant=minbase", "--include=python3,python3-pip,python3-venv",
              debian_release(), str(rootfs), debian_mirror()],
             check=True, capture_output=True, timeout=420,
         )  # fmt: skip

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from subprocess import Popen
@@ -58,13 +57,16 @@ def entrypoint(image: str) -> list[str]:
     return [*config["Entrypoint"], *config["Cmd"]]  # type: ignore[misc]
 
 
-def get(url: str, token: str | None = None) -> tuple[int, bytes]:
+def get(port: int, path: str, token: str | None = None) -> tuple[int, bytes]:
+    """GET ``path`` from the listener on loopback ``port``: status and body."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 def serve(box: imagekit.Container, image: str, port: int) -> Popen[str]:
@@ -75,7 +77,7 @@ def serve(box: imagekit.Container, image: str, port: int) -> Popen[str]:
         if launcher.poll() is not None:
             raise AssertionError(f"the container exited: {launcher.communicate()[1]}")
         try:
-            if get(f"http://127.0.0.1:{port}/_keystile/readyz")[0] == 200:
+            if get(port, "/_keystile/readyz")[0] == 200:
                 return launcher
         except OSError:
             pass
@@ -89,7 +91,7 @@ def test_the_image_runs_as_uid_10001_and_its_health_check_passes(container, imag
     launcher = serve(container, image, ports["proxy"])
     try:
         uids = {imagekit.uid_of(pid) for pid in imagekit.serving_processes(launcher)}
-        healthz = get(f"http://127.0.0.1:{ports['proxy']}/_keystile/healthz")
+        healthz = get(ports["proxy"], "/_keystile/healthz")
         health_check = imagekit.image_config(image)["Healthcheck"]["Test"]  # type: ignore[index]
         checked = container.run(*health_check[1:])
     finally:
@@ -104,18 +106,17 @@ def test_the_image_runs_as_uid_10001_and_its_health_check_passes(container, imag
 def test_bootstrap_inside_gives_an_admin_token_that_outlives_a_restart(container, image, ports):
     """`keystile bootstrap` in the running container prints a token the admin API takes, also
     after the container is restarted on the same volume."""
-    tokens_url = f"http://127.0.0.1:{ports['admin']}/admin/v1/tokens"
     launcher = serve(container, image, ports["proxy"])
     try:
         booted = container.run("keystile", "bootstrap", "--config", "/etc/keystile/config.toml",
                                "--user", "root")  # fmt: skip
         token = booted.stdout.strip()
-        before = get(tokens_url, token)
+        before = get(ports["admin"], "/admin/v1/tokens", token)
     finally:
         imagekit.stop(launcher)
     launcher = serve(container, image, ports["proxy"])
     try:
-        after = get(tokens_url, token)
+        after = get(ports["admin"], "/admin/v1/tokens", token)
     finally:
         imagekit.stop(launcher)
     assert booted.returncode == 0, booted.stderr
