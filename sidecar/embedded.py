@@ -130,13 +130,21 @@ class EmbeddedRedis:
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except PermissionError:
-            raise EmbeddedError(_not_writable(self.data_dir.parent, "cannot create")) from None
+            raise EmbeddedError(
+                f"redis.data_dir: uid {os.getuid()} may not create {str(self.data_dir)!r}; "
+                f"create it, make that user its owner (chown -R {os.getuid()} {self.data_dir}) "
+                "or set redis.url"
+            ) from None
         except OSError as exc:
             raise EmbeddedError(
                 f"redis.data_dir: cannot create {str(self.data_dir)!r}: {exc.strerror}"
             ) from None
         if not os.access(self.data_dir, os.W_OK | os.X_OK):
-            raise EmbeddedError(_not_writable(self.data_dir, "cannot write"))
+            raise EmbeddedError(
+                f"redis.data_dir: {str(self.data_dir)!r} is not writable by uid {os.getuid()}; "
+                f"make that user its owner (chown -R {os.getuid()} {self.data_dir}) "
+                "or set redis.url"
+            )
 
     def _wait_ready(self, wait: float) -> None:
         assert self.process is not None
@@ -166,11 +174,3 @@ class EmbeddedRedis:
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
-
-
-def _not_writable(directory: Path, what: str) -> str:
-    uid = os.getuid()
-    return (
-        f"redis.data_dir: {what} {str(directory)!r} as uid {uid}; "
-        f"make this user its owner (chown -R {uid} {directory}) or set redis.url"
-    )
