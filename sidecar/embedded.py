@@ -106,12 +106,7 @@ class EmbeddedRedis:
         path = socket_path(self.data_dir)
         if len(str(path)) > MAX_SOCKET_PATH:
             raise EmbeddedError(f"redis.data_dir: {str(self.data_dir)!r} is too long for a socket")
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise EmbeddedError(
-                f"redis.data_dir: cannot create {str(self.data_dir)!r}: {exc.strerror}"
-            ) from None
+        self._prepare_dir()
         if is_running(self.data_dir):
             raise EmbeddedError(
                 f"redis.data_dir: another Keystile already runs a store in {str(self.data_dir)!r}"
@@ -125,6 +120,31 @@ class EmbeddedRedis:
             "using embedded redis-server",
             extra={"fields": {"data_dir": str(self.data_dir), "binary": binary}},
         )
+
+    def _prepare_dir(self) -> None:
+        """Create the directory; refuse one this process cannot write, saying who must own it.
+
+        Checked here because redis-server, given such a directory (typically a
+        volume mounted into a container as root), dies naming its log file.
+        """
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except PermissionError:
+            raise EmbeddedError(
+                f"redis.data_dir: uid {os.getuid()} may not create {str(self.data_dir)!r}; "
+                f"create it, make that user its owner (chown -R {os.getuid()} {self.data_dir}) "
+                "or set redis.url"
+            ) from None
+        except OSError as exc:
+            raise EmbeddedError(
+                f"redis.data_dir: cannot create {str(self.data_dir)!r}: {exc.strerror}"
+            ) from None
+        if not os.access(self.data_dir, os.W_OK | os.X_OK):
+            raise EmbeddedError(
+                f"redis.data_dir: {str(self.data_dir)!r} is not writable by uid {os.getuid()}; "
+                f"make that user its owner (chown -R {os.getuid()} {self.data_dir}) "
+                "or set redis.url"
+            )
 
     def _wait_ready(self, wait: float) -> None:
         assert self.process is not None
