@@ -100,7 +100,13 @@ def shared_metrics() -> Iterator[Path]:
     worker (a fresh interpreter) before that worker imports it. New at every
     start, so no earlier run's counts are added in.
     """
-    path = Path(tempfile.mkdtemp(prefix="keystile-metrics-"))
+    try:
+        path = Path(tempfile.mkdtemp(prefix="keystile-metrics-"))
+    except OSError as exc:
+        where = tempfile.gettempdir()
+        raise runtime.StartError(
+            f"cannot make the workers' metrics directory in {where} (set TMPDIR): {exc.strerror}"
+        ) from None
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     try:
         yield path
@@ -192,7 +198,7 @@ def supervise(config: Config, count: int) -> int:
     # Before the store starts, so that a signal meanwhile still stops it cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stopping.set())
-    with store_url(config) as url, shared_metrics() as metrics:
+    with shared_metrics() as metrics, store_url(config) as url:
         if stopping.is_set():
             return 0
         return Supervisor(config, url, count, stopping, metrics).watch()

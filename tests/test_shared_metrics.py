@@ -187,3 +187,4 @@ async def test_one_worker_counts_every_request(tmp_path: Path) -> None:
         assert [checked_requests(s) for s in await scrapes(ports["proxy"], 3)] == [5] * 3
         assert workers_of(process.pid) == set()
         await lookups_reach(ports["proxy"], 5 + ADMIN_CHECKS)
+
