@@ -11,6 +11,7 @@ import os
 import signal
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -112,79 +113,110 @@ def workers_of(pid: int) -> set[int]:
     return found
 
 
-async def replaced(pid: int, gone: int) -> set[int]:
-    """The workers of ``pid`` once ``gone`` has been replaced (two again, ``gone`` not one)."""
-    deadline = time.monotonic() + 10
-    while len(now := workers_of(pid)) != 2 or gone in now:
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``port`` (from /proc)."""
+    wanted = f":{port:04X}"
+    listening = {
+        fields[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if (fields := line.split())[1].endswith(wanted) and fields[3] == "0A"  # LISTEN
+    }
+    try:
+        held = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return False
+    return any(f"socket:[{inode}]" in held for inode in listening)
+
+
+async def replaced(pid: int, gone: int, port: int) -> None:
+    """Until serve ``pid`` has two workers again, ``gone`` not one, both listening on ``port``."""
+    deadline = time.monotonic() + 15
+    while (
+        len(now := workers_of(pid)) != 2
+        or gone in now
+        or not all(listens(worker, port) for worker in now)
+    ):
         assert time.monotonic() < deadline, now
         await asyncio.sleep(0.05)
-    return now
 
 
-async def lookups_reach(port: int, expected: float) -> None:
-    """Until the cache lookups of every worker add up to ``expected`` (copied each second)."""
+def total(samples: Samples, name: str) -> float:
+    """The sum of every sample called ``name``."""
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
+async def settles(port: int, name: str, wanted: Callable[[float], bool]) -> None:
+    """Until ``name`` summed is as ``wanted`` (the cache metrics are copied each second)."""
     deadline = time.monotonic() + 5
-    while True:
-        samples = await scrape(port)
-        names = ("keystile_credential_cache_lookups_total",)
-        total = sum(v for (name, _), v in samples.items() if name in names)
-        if total == expected:
-            return
-        assert time.monotonic() < deadline, total
+    while not wanted(value := total(await scrape(port), name)):
+        assert time.monotonic() < deadline, f"{name} = {value}"
         await asyncio.sleep(0.1)
 
 
-async def test_every_scrape_sums_the_workers_and_survives_a_replaced_worker(
+async def kill_a_worker(pid: int, victim: int, port: int) -> None:
+    """SIGKILL worker ``victim`` of serve ``pid``; return once its successor listens on ``port``."""
+    os.kill(victim, signal.SIGKILL)
+    await replaced(pid, victim, port)
+
+
+LOOKUPS = "keystile_credential_cache_lookups_total"
+ENTRIES = "keystile_credential_cache_entries"
+
+
+async def test_every_scrape_sums_the_workers_and_survives_replaced_workers(
     tmp_path: Path,
 ) -> None:
-    """Each of several scrapes counts every request; none goes down when a worker is killed."""
+    """Every scrape counts every request, none goes down as workers die; the files go at stop."""
     config = tmp_path / "keystile.toml"
     ports = processkit.write_config(config, "http://127.0.0.1:9")
-    async with serving(config, ports["proxy"], "--workers", "2") as process:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    async with serving(
+        config, ports["proxy"], "--workers", "2", env={"TMPDIR": str(temp)}
+    ) as process:
         ready = time.monotonic()  # after every worker started
+        first_workers = workers_of(process.pid)
         token = await token_for(config, ports["admin"])
         await checks(ports["proxy"], token, 20)
 
         before = await scrapes(ports["proxy"], 6)
         assert [checked_requests(s) for s in before] == [20] * 6
-        await lookups_reach(ports["proxy"], 20 + ADMIN_CHECKS)
+        await settles(ports["proxy"], LOOKUPS, lambda n: n == 20 + ADMIN_CHECKS)
+        await settles(ports["proxy"], ENTRIES, lambda n: n >= 1)
 
         # A worker that dies in its first seconds would end the start (admin.workers).
         await asyncio.sleep(max(0.0, ready + START_WINDOW + 0.2 - time.monotonic()))
-        victim = min(workers_of(process.pid))
-        os.kill(victim, signal.SIGKILL)
-        await replaced(process.pid, victim)
+        one, other = sorted(first_workers)
+        await kill_a_worker(process.pid, one, ports["proxy"])
+        after_one = await scrapes(ports["proxy"], 6, previous=before[-1])
+        await kill_a_worker(process.pid, other, ports["proxy"])
+        after_both = await scrapes(ports["proxy"], 6, previous=after_one[-1])
 
-        after = await scrapes(ports["proxy"], 6, previous=before[-1])
-        assert [checked_requests(s) for s in after] == [20] * 6
+        assert [checked_requests(s) for s in after_one + after_both] == [20] * 12
+        assert total(after_both[-1], LOOKUPS) == 20 + ADMIN_CHECKS
+        # Two new workers have empty caches: the dead ones' entries left the gauge.
+        assert total(after_both[-1], ENTRIES) == 0
         await checks(ports["proxy"], token, 5)
-        more = await scrapes(ports["proxy"], 4, previous=after[-1])
+        more = await scrapes(ports["proxy"], 4, previous=after_both[-1])
         assert [checked_requests(s) for s in more] == [25] * 4
 
-
-async def test_the_metrics_directory_is_private_and_removed_at_stop(tmp_path: Path) -> None:
-    """serve keeps the workers' metric files in a directory only it may open, then removes it."""
-    config = tmp_path / "keystile.toml"
-    ports = processkit.write_config(config, "http://127.0.0.1:9")
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    async with serving(config, ports["proxy"], "--workers", "2", env={"TMPDIR": str(temp)}) as p:
+        # The workers' files: in a directory only this user may open, gone after the stop.
         (directory,) = temp.glob("keystile-metrics-*")
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-        assert any(directory.glob("counter_*.db"))
-        p.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(p.wait(), 30) == 0
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
     assert list(temp.iterdir()) == []
 
 
 async def test_one_worker_counts_every_request(tmp_path: Path) -> None:
-    """With --workers 1 the scrape counts every request too (one process, no shared files)."""
+    """With --workers 1 (one process, no shared files) every scrape counts every request too."""
     config = tmp_path / "keystile.toml"
     ports = processkit.write_config(config, "http://127.0.0.1:9")
     async with serving(config, ports["proxy"], "--workers", "1") as process:
-        token = await token_for(config, ports["admin"])
-        await checks(ports["proxy"], token, 5)
+        async with aiohttp.ClientSession() as http:
+            for _ in range(5):
+                async with http.get(f"http://127.0.0.1:{ports['proxy']}/orders/1") as response:
+                    assert response.status == 401
+
         assert [checked_requests(s) for s in await scrapes(ports["proxy"], 3)] == [5] * 3
         assert workers_of(process.pid) == set()
-        await lookups_reach(ports["proxy"], 5 + ADMIN_CHECKS)
-
