@@ -52,17 +52,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         # The cache and argon2 counters, copied into /_keystile/metrics before each
         # scrape, and in a worker also every second for the other workers' scrapes.
         metrics = app[METRICS]
-        counters = verification.VerificationMetrics(metrics.registry)
-        publish = functools.partial(counters.publish, shared)
-        metrics.before_scrape.append(publish)
-        copier = asyncio.create_task(counters.keep_publishing(shared)) if metrics.shared else None
-        yield
-        metrics.before_scrape.remove(publish)
-        publish()  # a worker that stops leaves its last counts in the shared files
-        if copier is not None:
-            copier.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await copier
+        counters = verification.VerificationMetrics(metrics.registry, shared)
+        async with counters.copied(metrics.before_scrape, periodically=metrics.shared is not None):
+            yield
 
 
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -152,7 +152,8 @@ class VerificationMetrics:
     seconds, so the other workers' scrapes see these at most that late.
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, verification: Verification) -> None:
+        self.verification = verification
         self.lookups = Counter(
             "keystile_credential_cache_lookups",
             "Credential lookups: hit (cached), unknown (remembered unknown id), miss",
@@ -183,7 +184,8 @@ class VerificationMetrics:
         #: What ``publish`` added so far, by counter (a labelled child, or one without labels).
         self._published: dict[Counter, int] = {}
 
-    def publish(self, verification: Verification) -> None:
+    def publish(self) -> None:
+        verification = self.verification
         verifier = verification.verifier
         self._add(self.lookups, "hit", verifier.hits)
         self._add(self.lookups, "unknown", verifier.unknown_hits)
@@ -201,10 +203,29 @@ class VerificationMetrics:
             child.inc(since)
             self._published[child] = total
 
-    async def keep_publishing(self, verification: Verification) -> None:
+    @contextlib.asynccontextmanager
+    async def copied(
+        self, before_scrape: list[Callable[[], None]], *, periodically: bool
+    ) -> AsyncIterator[None]:
+        """Publish before each scrape while the block runs (and, ``periodically``, every
+        ``PUBLISH_EVERY`` seconds), and once more at its end: a worker that stops
+        leaves its last counts in the shared files."""
+        before_scrape.append(self.publish)
+        copier = asyncio.create_task(self._keep_publishing()) if periodically else None
+        try:
+            yield
+        finally:
+            before_scrape.remove(self.publish)
+            if copier is not None:
+                copier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await copier
+            self.publish()
+
+    async def _keep_publishing(self) -> None:
         while True:
             await asyncio.sleep(PUBLISH_EVERY)
-            self.publish(verification)
+            self.publish()
 
 
 SHARED = web.AppKey("verification", Verification)
