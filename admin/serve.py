@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -119,13 +120,19 @@ async def serve(config: Config) -> None:
 
 
 async def serve_on(
-    config: Config, url: str, *, reuse_port: bool = False, warm_index: bool = True
+    config: Config,
+    url: str,
+    *,
+    reuse_port: bool = False,
+    warm_index: bool = True,
+    shared_metrics: Path | None = None,
 ) -> None:
-    """Run both listeners on the store at ``url``; ``reuse_port`` for one of several workers."""
+    """Run both listeners on the store at ``url``; ``reuse_port`` for one of several workers,
+    ``shared_metrics`` the directory where the workers' metrics meet (``admin.workers``)."""
     # One cache, argon2 pool and invalidation listener for both listeners of this process.
     shared = Verification(config, url)
     proxy_app, admin_app = (
-        build_proxy_app(config, url),
+        build_proxy_app(config, url, shared_metrics=shared_metrics),
         build_admin_app(config, url, warm_index=warm_index),
     )
     proxy_app[SHARED] = admin_app[SHARED] = shared

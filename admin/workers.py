@@ -11,6 +11,10 @@ finishes its requests and closes its resources), then the embedded server.
 A worker that dies in its first seconds means the start failed (its own
 message names the key): the others are stopped and ``serve`` exits non-zero.
 A worker that dies later is replaced.
+
+The workers' metrics meet in a private directory the supervisor makes at each
+start (``shared_metrics``): every scrape, whichever worker answers it, reports
+the sum over all workers, dead ones included, so no counter goes down.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -27,7 +34,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any, TypeVar
+
+from prometheus_client.multiprocess import mark_process_dead
 
 from admin import serve as runtime
 from sidecar import embedded, logs
@@ -82,11 +92,38 @@ def share_of_cores(config: Config, count: int) -> Config:
     return replace(config, hashing=replace(config.hashing, threads=threads))
 
 
-def worker_main(config: Config, url: str, index: int) -> None:
+@contextmanager
+def shared_metrics() -> Iterator[Path]:
+    """A new directory, this user's only, for the workers' metric files; removed at the end.
+
+    prometheus_client picks where its values live when it is imported, from
+    ``PROMETHEUS_MULTIPROC_DIR``: set here, it is in the environment of each
+    worker (a fresh interpreter) before that worker imports it. New at every
+    start, so no earlier run's counts are added in.
+    """
+    try:
+        path = Path(tempfile.mkdtemp(prefix="keystile-metrics-"))
+    except OSError as exc:
+        where = tempfile.gettempdir()
+        raise runtime.StartError(
+            f"cannot make the workers' metrics directory in {where} (set TMPDIR): {exc.strerror}"
+        ) from None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    try:
+        yield path
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def worker_main(config: Config, url: str, index: int, metrics: Path) -> None:
     """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
     logs.setup(config.log)
     try:
-        run(runtime.serve_on(config, url, reuse_port=True, warm_index=index == 0))
+        serving = runtime.serve_on(
+            config, url, reuse_port=True, warm_index=index == 0, shared_metrics=metrics
+        )
+        run(serving)
     except runtime.StartError as exc:
         print(f"keystile: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -95,8 +132,11 @@ def worker_main(config: Config, url: str, index: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, config: Config, url: str, count: int, stopping: threading.Event) -> None:
+    def __init__(
+        self, config: Config, url: str, count: int, stopping: threading.Event, metrics: Path
+    ) -> None:
         self.config = config
+        self.metrics = metrics
         self.url = url
         self.count = count
         #: Set by the signal handlers ``supervise`` installs, and by ``stop``.
@@ -108,7 +148,7 @@ class Supervisor:
     def start_one(self, index: int) -> None:
         process = self._context.Process(
             target=worker_main,
-            args=(share_of_cores(self.config, self.count), self.url, index),
+            args=(share_of_cores(self.config, self.count), self.url, index, self.metrics),
             name=f"keystile-worker-{index}",
         )
         process.start()
@@ -125,6 +165,8 @@ class Supervisor:
                 if process.is_alive() or self.stopping.is_set():
                     continue
                 del self.workers[process]
+                # Its counters stay in the sum; its gauges leave it.
+                mark_process_dead(process.pid, str(self.metrics))
                 if time.monotonic() - started < START_WINDOW:
                     self.stop()
                     return 1
@@ -157,7 +199,7 @@ def supervise(config: Config, count: int) -> int:
     # Before the store starts, so that a signal meanwhile still stops it cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stopping.set())
-    with store_url(config) as url:
+    with shared_metrics() as metrics, store_url(config) as url:
         if stopping.is_set():
             return 0
-        return Supervisor(config, url, count, stopping).watch()
+        return Supervisor(config, url, count, stopping, metrics).watch()

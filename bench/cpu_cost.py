@@ -3,12 +3,17 @@
 Requests per second move with everything else the machine runs; the CPU time
 a process spends per request (utime + stime from /proc, divided by the
 requests wrk counted) moves much less, so small changes to the hot path show
-here when the full benchmark's ratios are still noise. One worker each, the
-fast upstream, a cached token, wrk with 16 connections, in turns.
+here when the full benchmark's ratios are still noise. One worker each
+(unless ``--workers``), the fast upstream, a cached token, wrk with 16
+connections, in turns.
 
     .venv/bin/python bench/cpu_cost.py                       # against the bare proxy
     .venv/bin/python bench/cpu_cost.py --compare /tmp/other  # against another checkout
     .venv/bin/python bench/cpu_cost.py --profile             # and a py-spy profile
+    .venv/bin/python bench/cpu_cost.py --workers 2 --compare /tmp/other  # the supervised path
+
+``--workers 2`` measures what several workers add (their metrics meet in
+shared files, docs/metrics.md); the CPU counted is the whole process tree's.
 
 Needs wrk (apt-get install wrk) and Linux's /proc; ``--profile`` needs py-spy.
 """
@@ -50,6 +55,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="keystile workers (default 1)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -65,7 +71,7 @@ def main() -> None:
             config, port, _ = procs.write_keystile_config(
                 processes, name, redis_url, upstream, procs.CHEAP_HASHING
             )
-            return procs.start_keystile(processes, name, config, port, 1)
+            return procs.start_keystile(processes, name, config, port, args.workers)
 
         targets: dict[str, tuple[Proc, list[str]]] = {"keystile": (keystile("keystile"), header)}
         if args.compare:

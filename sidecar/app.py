@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 from yarl import URL
@@ -48,10 +49,12 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     async with verification.for_app(app, app[CONFIG], app[REDIS_URL]).used() as shared:
         app[STORE] = shared.store
         app[VERIFIER] = shared.verifier
-        counters = verification.VerificationMetrics(shared)  # cache, argon2: /_keystile/metrics
-        app[METRICS].registry.register(counters)
-        yield
-        app[METRICS].registry.unregister(counters)
+        # The cache and argon2 counters, copied into /_keystile/metrics before each
+        # scrape, and in a worker also every second for the other workers' scrapes.
+        metrics = app[METRICS]
+        counters = verification.VerificationMetrics(metrics.registry, shared)
+        async with counters.copied(metrics.before_scrape, periodically=metrics.shared is not None):
+            yield
 
 
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -68,14 +71,17 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[CLIENT].close()
 
 
-def build_proxy_app(config: Config, redis_url: str) -> web.Application:
+def build_proxy_app(
+    config: Config, redis_url: str, *, shared_metrics: Path | None = None
+) -> web.Application:
+    """The proxy app; ``shared_metrics`` is a worker's directory of every worker's metrics."""
     app = web.Application(
         middlewares=[accesslog.middleware(), json_errors(config.proxy.retry_after)],
         client_max_size=config.proxy.max_body_bytes,
     )
     app[CONFIG] = config
     app[REDIS_URL] = redis_url
-    app[METRICS] = ProxyMetrics()
+    app[METRICS] = ProxyMetrics(shared_metrics)
     # The store opens before the flusher and closes after it (cleanup runs in reverse).
     app.cleanup_ctx.extend([_store_ctx, _usage_ctx, _client_ctx])
     app.router.add_get("/_keystile/healthz", healthz)

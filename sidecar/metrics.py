@@ -1,17 +1,27 @@
 """Prometheus metrics of the proxy (served at ``/_keystile/metrics``).
 
-Each app owns its registry, so two apps in one process (tests, ``--workers``
-in one interpreter) never share counters. Label values are bounded: API names
-come from the config, reasons from our own error texts, methods are folded to
-``safe``/``unsafe`` (RFC 9110 section 9.2.1) so a client cannot mint series.
+Each app owns its registry, so two apps in one process (tests, embedding)
+never share counters. Under ``keystile serve --workers N`` (N > 1) every
+worker writes its values to its own files in a directory the supervisor made
+(prometheus_client's multiprocess mode, which the supervisor switches on in
+each worker's environment before it imports prometheus_client), and a scrape,
+whichever worker it reaches, answers the sum over all of them, including
+workers that have since died: docs/metrics.md.
+
+Label values are bounded: API names come from the config, reasons from our
+own error texts, methods are folded to ``safe``/``unsafe`` (RFC 9110 section
+9.2.1) so a client cannot mint series.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from sidecar.policy import SAFE_METHODS
 
@@ -34,8 +44,17 @@ def reason_label(reason: str) -> str:
 
 
 class ProxyMetrics:
-    def __init__(self) -> None:
+    """The proxy's metrics; with ``shared`` (a worker's), a scrape answers every worker's sum."""
+
+    def __init__(self, shared: Path | None = None) -> None:
+        # prometheus_client picks where values live when it is imported; files in
+        # `shared` that this process never writes would silently leave it out.
+        if shared is not None and not values.ValueClass._multiprocess:
+            raise RuntimeError("PROMETHEUS_MULTIPROC_DIR was unset when prometheus_client loaded")
+        self.shared = shared
         self.registry = CollectorRegistry(auto_describe=True)
+        #: Called before every scrape: copy counts kept off the hot path into the registry.
+        self.before_scrape: list[Callable[[], None]] = []
         self.requests = Counter(
             "keystile_requests",
             "Requests answered by the proxy",
@@ -97,4 +116,10 @@ class ProxyMetrics:
         child.observe(seconds)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        for publish in self.before_scrape:
+            publish()
+        if self.shared is None:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=str(self.shared))
+        return generate_latest(every_worker)

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -38,6 +37,8 @@ CLOSE_WAIT = 5.0
 #: Before the one retry of a command whose connection failed: up to 50 ms, drawn at
 #: random so that a pool of connections cut at once does not reconnect at once.
 RETRY_BACKOFF = ExponentialWithJitterBackoff(base=0.025, cap=0.05)
+#: Seconds between a worker's copies of its verification counters to the shared metrics.
+PUBLISH_EVERY = 1.0
 
 
 #: Connections of the invalidation listener's own pool: its subscription and its counter reads.
@@ -141,43 +142,90 @@ class Verification:
                 await self._close()
 
 
-class VerificationMetrics(Collector):
-    """The verification counters of one process, for a Prometheus registry."""
+class VerificationMetrics:
+    """The verification counters of one process, copied into a Prometheus registry.
 
-    def __init__(self, verification: Verification) -> None:
+    The verifier, the argon2 pool and the listener count in plain integers, free
+    on the hot path; ``publish`` adds what they counted since its last call to
+    the registry's counters (so a counter only ever goes up) and sets the cache
+    gauge. It runs before each scrape and, in a worker, every ``PUBLISH_EVERY``
+    seconds, so the other workers' scrapes see these at most that late.
+    """
+
+    def __init__(self, registry: CollectorRegistry, verification: Verification) -> None:
         self.verification = verification
-
-    def collect(self) -> Iterator[Metric]:
-        verifier = self.verification.verifier
-        lookups = CounterMetricFamily(
+        self.lookups = Counter(
             "keystile_credential_cache_lookups",
             "Credential lookups: hit (cached), unknown (remembered unknown id), miss",
-            labels=["result"],
+            ["result"],
+            registry=registry,
         )
-        lookups.add_metric(["hit"], verifier.hits)
-        lookups.add_metric(["unknown"], verifier.unknown_hits)
-        lookups.add_metric(["miss"], verifier.misses)
-        yield lookups
-        yield GaugeMetricFamily(
-            "keystile_credential_cache_entries", "Verified credentials cached", len(verifier.cache)
+        # livesum: the entries every running worker holds; a dead one's are gone.
+        self.entries = Gauge(
+            "keystile_credential_cache_entries",
+            "Verified credentials cached",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
-        flushes = CounterMetricFamily(
+        self.flushes = Counter(
             "keystile_credential_cache_flushes",
             "Whole-cache drops by cause (subscribed, connection lost, missed events)",
-            labels=["why"],
+            ["why"],
+            registry=registry,
         )
-        for why, count in self.verification.listener.flushes.items():
-            flushes.add_metric([why], count)
-        yield flushes
-        pool = verifier.pool
-        yield CounterMetricFamily(
-            "keystile_argon2_verifications", "argon2 verifications run", pool.verifications
+        self.verifications = Counter(
+            "keystile_argon2_verifications", "argon2 verifications run", registry=registry
         )
-        yield CounterMetricFamily(
+        self.refused = Counter(
             "keystile_argon2_refused",
             "Verifications refused with 503 because the argon2 queue was full",
-            pool.refused,
+            registry=registry,
         )
+        #: What ``publish`` added so far, by counter (a labelled child, or one without labels).
+        self._published: dict[Counter, int] = {}
+
+    def publish(self) -> None:
+        verification = self.verification
+        verifier = verification.verifier
+        self._add(self.lookups, "hit", verifier.hits)
+        self._add(self.lookups, "unknown", verifier.unknown_hits)
+        self._add(self.lookups, "miss", verifier.misses)
+        for why, count in list(verification.listener.flushes.items()):
+            self._add(self.flushes, why, count)
+        self._add(self.verifications, "", verifier.pool.verifications)
+        self._add(self.refused, "", verifier.pool.refused)
+        self.entries.set(len(verifier.cache))
+
+    def _add(self, counter: Counter, label: str, total: int) -> None:
+        child = counter.labels(label) if label else counter
+        since = total - self._published.get(child, 0)
+        if since > 0:
+            child.inc(since)
+            self._published[child] = total
+
+    @contextlib.asynccontextmanager
+    async def copied(
+        self, before_scrape: list[Callable[[], None]], *, periodically: bool
+    ) -> AsyncIterator[None]:
+        """Publish before each scrape while the block runs (and, ``periodically``, every
+        ``PUBLISH_EVERY`` seconds), and once more at its end: a worker that stops
+        leaves its last counts in the shared files."""
+        before_scrape.append(self.publish)
+        copier = asyncio.create_task(self._keep_publishing()) if periodically else None
+        try:
+            yield
+        finally:
+            before_scrape.remove(self.publish)
+            if copier is not None:
+                copier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await copier
+            self.publish()
+
+    async def _keep_publishing(self) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_EVERY)
+            self.publish()
 
 
 SHARED = web.AppKey("verification", Verification)

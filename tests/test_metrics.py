@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -32,6 +34,23 @@ async def scrape(env: Env) -> dict[tuple[str, frozenset[tuple[str, str]]], float
 
 def labels(**pairs: str) -> frozenset[tuple[str, str]]:
     return frozenset(pairs.items())
+
+
+METRICS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
+
+
+async def test_docs_name_every_metric_with_its_type(env: Env) -> None:
+    """docs/metrics.md's table has a row for every metric served, of its type, and no other."""
+    async with aiohttp.ClientSession() as http, http.get(f"{env.url}/_keystile/metrics") as r:
+        text = await r.text()
+    served = {
+        (family.name + ("_total" if family.type == "counter" else ""), family.type)
+        for family in text_string_to_metric_families(text)
+        if not family.name.endswith("_created")  # in-process only, the page says
+    }
+    rows = re.findall(r"^\| `(keystile_\w+)` \| (\w+) \|", METRICS_PAGE.read_text(), re.M)
+
+    assert set(rows) == served
 
 
 async def test_metrics_count_requests_auth_outcomes_and_upstream(env: Env) -> None:
