@@ -80,7 +80,18 @@ def test_list_filters_pages_and_all(ks: Deployment) -> None:
     assert [item["description"] for item in one["items"]] == ["page-1"]
     first = ks.ok("tokens", "list", "--user", "pager", "--limit", "2", "--order", "description")
     assert len(first.out.splitlines()) == 3 and "2 of 3 shown" in first.err
-    every = ks.ok("tokens", "list", "--user", "pager", "--limit", "2", "--all", "--json").json()
+    every = ks.ok(
+        "tokens",
+        "list",
+        "--user",
+        "pager",
+        "--limit",
+        "2",
+        "--all",
+        "--order",
+        "-description",
+        "--json",
+    ).json()
     assert [i["description"] for i in every["items"]] == ["page-2", "page-1", "page-0"]
     assert every["total"] == 3
 
