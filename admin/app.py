@@ -41,12 +41,13 @@ from admin.state import (
 )
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
-from sidecar import retention, usage, verification
 from sidecar.config import Config, RetentionConfig
-from sidecar.durability import Durability
-from sidecar.errorpages import json_errors
-from sidecar.hashing import Argon2Hasher
-from sidecar.lifecycle import AdminStore
+from sidecar.proxy.errorbodies import json_errors
+from sidecar.store import retention
+from sidecar.store.durability import Durability
+from sidecar.store.management import AdminStore
+from sidecar.verification import runtime, usage
+from sidecar.verification.hashing import Argon2Hasher
 
 __all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 
@@ -54,8 +55,8 @@ __all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     # The store, cache, argon2 pool and listener of this process, shared with the
-    # proxy listener when `serve` runs both (sidecar/verification.py).
-    async with verification.for_app(app, config, app[REDIS_URL]).used() as shared:
+    # proxy listener when `serve` runs both (sidecar/runtime.py).
+    async with runtime.for_app(app, config, app[REDIS_URL]).used() as shared:
         # On the process's one store pool, so that ``redis.max_connections`` bounds it all.
         store = AdminStore(shared.redis, Durability.from_config(config.redis))
         # This process's cache drops what a write changes before the call answers.
@@ -67,7 +68,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             app[VERIFIER] = AdminVerifier(shared.verifier, used, app[CONSOLE])
             app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
-            # A flushed or restored store (sidecar/epoch.py) empties the index at once.
+            # A flushed or restored store (sidecar/store/epoch.py) empties the index at once.
             shared.listener.on_store_replaced.append(app[INDEX].drop)
             async with _warm(app), _retained(app, shared.redis):
                 yield

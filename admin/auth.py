@@ -3,13 +3,13 @@
     request -> credentials (pure) -> the process's shared Verifier -> Caller
             -> no credential: the web console's session cookie (admin/console/auth.py)
 
-The admin listener uses the proxy's ``Verifier`` (sidecar/verification.py): the
+The admin listener uses the proxy's ``Verifier`` (sidecar/verification/runtime.py): the
 same checks, the same cache, the same wrong-secret limit and argon2 pool. A
 token revoked, expired, regenerated or belonging to a deactivated user is
 refused by the next admin call: this process's writes drop its cache entries
 before they answer (``RedisStore.after_commit``), other processes' writes
 arrive through pub/sub. Every refusal is the proxy's one ``InvalidToken``; every
-acceptance sets the token's ``last_used_at``, batched as the proxy's (sidecar/usage.py).
+acceptance sets the token's ``last_used_at``, batched as the proxy's (verification.usage).
 A request that presents a credential is judged by it alone, never by a
 console cookie it may also carry.
 """
@@ -20,12 +20,13 @@ from aiohttp import web
 
 from admin.authz import Caller
 from admin.console.auth import COOKIE, ConsoleAuth, caller_of
-from sidecar import credentials, limits
+from sidecar import credentials
 from sidecar.config import Config
 from sidecar.credentials import Presented
 from sidecar.errors import KeystileError, MissingCredential
-from sidecar.usage import UsageRecorder
-from sidecar.verifier import Verifier
+from sidecar.verification import limits
+from sidecar.verification.usage import UsageRecorder
+from sidecar.verification.verifier import Verifier
 
 
 class AdminVerifier:

@@ -145,7 +145,7 @@ def _run(path: Path | None, command: Callable[[configuration.Config], int]) -> i
     # The runtime (aiohttp, redis, argon2) is imported here, not at the top: the
     # management commands never need it and start in half the time without it.
     from admin import serve as runtime
-    from sidecar import logs
+    from sidecar.ops import logs
 
     try:
         config = configuration.load(path, os.environ)
@@ -175,7 +175,7 @@ def _workers(count: int | None) -> int | None:
 def _serve(config: configuration.Config, count: int | None) -> int:
     from admin import serve as runtime
     from admin import workers
-    from sidecar.hashing import cores
+    from sidecar.verification.hashing import cores
 
     runtime.warn_if_nothing_to_proxy(config)
     count = count or cores()
@@ -189,7 +189,7 @@ def _bootstrap(config: configuration.Config, username: str) -> int:
     import asyncio
 
     from admin import serve as runtime
-    from sidecar.models import USERNAME
+    from sidecar.records import USERNAME
 
     if not USERNAME.fullmatch(username):
         return _fail(f"--user: {username!r} is not a valid username", EXIT_CONFIG)

@@ -4,7 +4,7 @@ Like ``bootstrap``, these work on the store the config names (``redis.url``,
 or the embedded server, started for the duration when no ``serve`` runs it),
 not through the admin API, so they need no token and work while the admin
 API is down. What each promises is in docs/store.md; the logic lives in
-``sidecar.storecheck``, ``storeread``, ``storefile`` and ``storewrite``.
+``sidecar.store.invariants``, ``snapshot``, ``exportfile`` and ``wholestore``.
 
 Exit status: 0 done (a clean store, for ``check``); 1 a problem found or
 left, or the store or the file refused; 2 a usage or config error.
@@ -25,7 +25,7 @@ import click
 from sidecar import config as configuration
 
 if TYPE_CHECKING:
-    from sidecar.storecheck import Snapshot
+    from sidecar.store.invariants import Snapshot
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,10 +93,10 @@ async def _redis(config: configuration.Config) -> AsyncIterator[Any]:
     """A client of the configured store; its failures become one line for the operator."""
     from admin.serve import StartError, open_store_url
     from sidecar.errors import StoreUnavailable
-    from sidecar.storefile import FileProblem
-    from sidecar.storeread import StoreBusy
-    from sidecar.storewrite import NotEmpty
-    from sidecar.verification import redis_client
+    from sidecar.store.exportfile import FileProblem
+    from sidecar.store.snapshot import StoreBusy
+    from sidecar.store.wholestore import NotEmpty
+    from sidecar.verification.runtime import redis_client
 
     async with open_store_url(config, own_embedded=False) as url:
         client = redis_client(url, config.redis.timeout)
@@ -115,13 +115,13 @@ async def _redis(config: configuration.Config) -> AsyncIterator[Any]:
 
 
 async def _check(config: configuration.Config, repair: bool) -> int:
-    from sidecar import storewrite
-    from sidecar.storecheck import find_problems
-    from sidecar.storeread import read_snapshot
+    from sidecar.store import wholestore
+    from sidecar.store.invariants import find_problems
+    from sidecar.store.snapshot import read_snapshot
 
     async with _redis(config) as redis:
         if repair:
-            repaired, _ = await storewrite.repair(redis)
+            repaired, _ = await wholestore.repair(redis)
             for problem in repaired:
                 click.echo(f"repaired: {problem.message}: {problem.fix}")
         snapshot = await read_snapshot(redis)
@@ -138,7 +138,7 @@ async def _check(config: configuration.Config, repair: bool) -> int:
 
 
 async def _snapshot(config: configuration.Config) -> Snapshot:
-    from sidecar.storeread import read_snapshot
+    from sidecar.store.snapshot import read_snapshot
 
     async with _redis(config) as redis:
         return await read_snapshot(redis)
@@ -146,8 +146,8 @@ async def _snapshot(config: configuration.Config) -> Snapshot:
 
 def _export(config: configuration.Config, output: Path | None) -> int:
     from sidecar import clock
-    from sidecar.storecheck import find_problems
-    from sidecar.storefile import export_lines
+    from sidecar.store.exportfile import export_lines
+    from sidecar.store.invariants import find_problems
 
     snapshot = asyncio.run(_snapshot(config))
     if problems := find_problems(snapshot):
@@ -182,8 +182,8 @@ def _write(out: IO[str], lines: Iterable[str]) -> None:
 def _read(file: Path) -> Snapshot:
     """The store FILE describes, checked: every problem is named before anything is written."""
     from admin.serve import StartError
-    from sidecar.storecheck import find_problems
-    from sidecar.storefile import FileProblem, to_snapshot
+    from sidecar.store.exportfile import FileProblem, to_snapshot
+    from sidecar.store.invariants import find_problems
 
     try:
         text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
@@ -203,7 +203,7 @@ def _read(file: Path) -> Snapshot:
 
 async def _import(config: configuration.Config, snapshot: Snapshot) -> int:
     from admin.serve import store_name
-    from sidecar.storewrite import load
+    from sidecar.store.wholestore import load
 
     async with _redis(config) as redis:
         await load(redis, snapshot)

@@ -13,8 +13,8 @@ from aiohttp import web
 from admin import schema
 from admin.openapi_paths import Json, paths, pattern, ref
 from sidecar.config import Config
-from sidecar.models import ROLE_NAME, TOKEN_STATUSES, USERNAME
 from sidecar.policy import LEVELS
+from sidecar.records import ROLE_NAME, TOKEN_STATUSES, USERNAME
 from sidecar.tokenformat import CLIENT_ID
 
 DOCUMENT = web.AppKey("openapi", dict)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin import queries
-from sidecar.models import ROLE_NAME, TOKEN_STATUSES, USERNAME
+from sidecar.records import ROLE_NAME, TOKEN_STATUSES, USERNAME
 from sidecar.tokenformat import CLIENT_ID
 
 Json = dict[str, Any]

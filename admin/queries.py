@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from admin.errors import BadRequest
 from sidecar import clock
-from sidecar.models import TOKEN_STATUSES
+from sidecar.records import TOKEN_STATUSES
 
 TOKEN_COLUMNS = (
     "client_id",

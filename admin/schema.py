@@ -23,8 +23,8 @@ from admin.authz import ADMIN_API
 from admin.errors import BadRequest
 from sidecar import clock
 from sidecar.config import Config
-from sidecar.models import ROLE_NAME, USERNAME
 from sidecar.policy import LEVELS, WILDCARD
+from sidecar.records import ROLE_NAME, USERNAME
 
 MAX_DESCRIPTION = 1000
 MAX_DISPLAY_NAME = 200

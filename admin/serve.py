@@ -19,18 +19,20 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from admin.app import build_admin_app
-from sidecar import clock, embedded, serverchecks
-from sidecar.app import build_proxy_app
+from sidecar import clock
 from sidecar.config import Config, HostPort
-from sidecar.durability import Durability, NotDurable
 from sidecar.errors import StoreUnavailable
-from sidecar.hashing import Argon2Hasher
-from sidecar.issuing import Issued, issue_token
-from sidecar.listener import ProxyRunner, QuietRunner
-from sidecar.models import User
+from sidecar.ops import embedded
+from sidecar.proxy.app import build_proxy_app
+from sidecar.proxy.listeners import ProxyRunner, QuietRunner
+from sidecar.records import User
 from sidecar.redaction import redact
-from sidecar.store import RedisStore
-from sidecar.verification import SHARED, Verification, redis_client
+from sidecar.store import serverchecks
+from sidecar.store.durability import Durability, NotDurable
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.hashing import Argon2Hasher
+from sidecar.verification.issuing import Issued, issue_token
+from sidecar.verification.runtime import SHARED, Verification, redis_client
 
 log = logging.getLogger("keystile.serve")
 
@@ -84,7 +86,7 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
 
 
 async def _check_reachable(url: str, config: Config, key: str) -> None:
-    """The store answers, and can keep what the config asks (sidecar/serverchecks.py)."""
+    """The store answers, and can keep what the config asks (sidecar/store/serverchecks.py)."""
     client = redis_client(url, config.redis.timeout)
     try:
         await RedisStore(client).ping()

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from admin.schema import NewToken, Regeneration
 from sidecar import clock, tokenformat
-from sidecar.hashing import Hasher
-from sidecar.issuing import Issued, hash_secret, issue_token
-from sidecar.lifecycle import AdminStore
+from sidecar.store.management import AdminStore
+from sidecar.verification.hashing import Hasher
+from sidecar.verification.issuing import Issued, hash_secret, issue_token
 
 
 class Service:

@@ -10,7 +10,7 @@ from admin.schema import Rules
 from admin.service import Service
 from admin.tokenindex import TokenIndex
 from sidecar.config import Config
-from sidecar.lifecycle import AdminStore
+from sidecar.store.management import AdminStore
 
 CONFIG = web.AppKey("config", Config)
 REDIS_URL = web.AppKey("redis_url", str)

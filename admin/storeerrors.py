@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from admin.errors import BadRequest, Conflicting, NotFound
-from sidecar.lifecycle import Missing
-from sidecar.store import Conflict
+from sidecar.store.management import Missing
+from sidecar.store.redis_store import Conflict
 
 
 @web.middleware

@@ -45,7 +45,7 @@ from operator import attrgetter
 
 from admin.search import Row
 from sidecar.errors import StoreUnavailable
-from sidecar.lifecycle import ROWS_PER_CALL, AdminStore
+from sidecar.store.management import ROWS_PER_CALL, AdminStore
 
 log = logging.getLogger("keystile.admin.index")
 

@@ -14,7 +14,9 @@ from aiohttp import web
 
 from admin import queries, schema
 from admin.authz import ADMIN_API, check_own_grant, own_expiry
-from admin.common import (
+from admin.errors import NotFound
+from admin.state import CONFIG, RULES, SERVICE, STORE
+from admin.views_shared import (
     answer,
     caller,
     client_id_of,
@@ -24,8 +26,6 @@ from admin.common import (
     token_page,
     token_view,
 )
-from admin.errors import NotFound
-from admin.state import CONFIG, RULES, SERVICE, STORE
 from sidecar import clock
 
 routes = web.RouteTableDef()

@@ -8,11 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from admin import queries, schema
-from admin.common import admin_caller, answer, listed, no_content, read_body
 from admin.errors import NotFound
 from admin.state import CONFIG, RULES, STORE
+from admin.views_shared import admin_caller, answer, listed, no_content, read_body
 from sidecar import clock
-from sidecar.models import ROLE_NAME, USERNAME, Role, User
+from sidecar.records import ROLE_NAME, USERNAME, Role, User
 
 routes = web.RouteTableDef()
 BASE = "/admin/v1"

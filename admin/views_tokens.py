@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from admin import queries, schema
-from admin.common import (
+from admin.errors import BadRequest, NotFound
+from admin.state import RULES, SERVICE, STORE
+from admin.views_shared import (
     admin_caller,
     answer,
     client_id_of,
@@ -16,10 +18,8 @@ from admin.common import (
     token_page,
     token_view,
 )
-from admin.errors import BadRequest, NotFound
-from admin.state import RULES, SERVICE, STORE
 from sidecar import clock
-from sidecar.lifecycle import Missing
+from sidecar.store.management import Missing
 
 routes = web.RouteTableDef()
 BASE = "/admin/v1/tokens"

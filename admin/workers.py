@@ -40,9 +40,9 @@ from typing import Any, TypeVar
 from prometheus_client.multiprocess import mark_process_dead
 
 from admin import serve as runtime
-from sidecar import embedded, logs
 from sidecar.config import Config
-from sidecar.hashing import cores
+from sidecar.ops import embedded, logs
+from sidecar.verification.hashing import cores
 
 log = logging.getLogger("keystile.workers")
 T = TypeVar("T")

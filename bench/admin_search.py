@@ -38,11 +38,13 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from admin.app import build_admin_app
-from sidecar import clock, config, embedded, keys, tokenformat
-from sidecar.hashing import Argon2Hasher
-from sidecar.issuing import issue_token
-from sidecar.models import Role, Token, User
-from sidecar.store import RedisStore
+from sidecar import clock, config, tokenformat
+from sidecar.ops import embedded
+from sidecar.records import Role, Token, User
+from sidecar.store import keys
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.hashing import Argon2Hasher
+from sidecar.verification.issuing import issue_token
 
 CHEAP = {"memory_kib": 8, "time_cost": 1, "parallelism": 1}
 APIS = [

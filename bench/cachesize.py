@@ -3,8 +3,8 @@
 A worker's RSS also carries the admin token index, the interpreter and the
 libraries, and RSS does not shrink when start-up garbage is freed, so the
 growth of RSS while credentials are cached understates the cache. This fills
-a ``sidecar.cache.CredentialCache`` through the verifier's own
-``sidecar.verifier.remember`` with N credentials read as the store reads
+a ``sidecar.verification.cache.CredentialCache`` through the verifier's own
+``sidecar.verification.verifier.remember`` with N credentials read as the store reads
 them (each field a string of its own, as decoded from Redis; the memory
 scenario's tokens: one user, one access map, no role) and prints the bytes
 tracemalloc counts for them. Whatever the verifier shares between entries
@@ -20,10 +20,10 @@ import sys
 import tracemalloc
 
 from sidecar import tokenformat
-from sidecar.cache import CredentialCache
-from sidecar.models import Token, User
-from sidecar.store import Credential
-from sidecar.verifier import Verified, remember
+from sidecar.records import Token, User
+from sidecar.store.redis_store import Credential
+from sidecar.verification.cache import CredentialCache
+from sidecar.verification.verifier import Verified, remember
 
 USER = "bench"
 

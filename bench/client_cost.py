@@ -2,9 +2,9 @@
 
 Four figures, in microseconds of process CPU per GET (16 at a time): a plain
 ``ClientSession``, the same with the ten headers Keystile forwards, the
-``sidecar.upstream.session()`` Keystile used for every request until it got
+``sidecar.proxy.upstream.session()`` Keystile used for every request until it got
 its own client (it still does WebSocket handshakes), and that own client,
-``sidecar.relay.UpstreamPool``, with the same headers and timeout.
+``sidecar.proxy.http1client.UpstreamPool``, with the same headers and timeout.
 
     python bench/upstream.py --port 9000 &
     PYTHONPATH=. .venv/bin/python bench/client_cost.py
@@ -20,8 +20,8 @@ import aiohttp
 import uvloop
 from multidict import CIMultiDict
 
-from sidecar.relay import Origin, UpstreamPool, request_head
-from sidecar.upstream import session
+from sidecar.proxy.http1client import Origin, UpstreamPool, request_head
+from sidecar.proxy.upstream import session
 
 URL = "http://127.0.0.1:9000/1"
 HEADERS = CIMultiDict(

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from admin.app import build_admin_app
 from bench.admin_search import APIS, CHEAP, _summary, free_port, seed, start_redis
 from sidecar import clock, config
-from sidecar.hashing import Argon2Hasher
-from sidecar.issuing import issue_token
-from sidecar.models import User
-from sidecar.store import RedisStore
+from sidecar.records import User
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.hashing import Argon2Hasher
+from sidecar.verification.issuing import issue_token
 
 VIEWS = {
     "landing page (default order)": "limit=50",

@@ -145,7 +145,7 @@ def _bound_note(bench: Bench, flood_load: Load) -> None:
 
 def _argon2_seconds() -> float:
     from sidecar.config import HashingConfig
-    from sidecar.hashing import Argon2Hasher
+    from sidecar.verification.hashing import Argon2Hasher
 
     hasher = Argon2Hasher(HashingConfig(**procs.DEFAULT_HASHING))
     secret_hash = hasher.hash("benchmark")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sidecar.embedded import find_binary
+from sidecar.ops.embedded import find_binary
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"

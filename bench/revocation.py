@@ -28,8 +28,9 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from sidecar import clock, keys, tokenformat
-from sidecar.store import Change, RedisStore
+from sidecar import clock, tokenformat
+from sidecar.store import keys
+from sidecar.store.redis_store import Change, RedisStore
 
 GIVE_UP = 5.0
 

@@ -29,7 +29,8 @@ from load import Load
 from procs import Proc
 from report import Report, Row, ratio, verdict
 
-from sidecar import keys, tokenformat
+from sidecar import tokenformat
+from sidecar.store import keys
 
 CADDY_USER, CADDY_PASSWORD = "bench", "bench-password-not-secret"
 

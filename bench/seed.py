@@ -1,6 +1,6 @@
 """Seeding many tokens straight into Redis, fast, in the product's real format.
 
-Records are built by ``sidecar.models`` and written under ``sidecar.keys``
+Records are built by ``sidecar.records`` and written under ``sidecar.store.keys``
 exactly as ``RedisStore.create_token`` writes them (token hash, issued set,
 token index, the user's token set), but in pipelines of thousands and without
 history or events: a fresh benchmark store has no past to record and no cache
@@ -23,10 +23,11 @@ from datetime import datetime, timedelta
 
 import redis
 
-from sidecar import clock, keys, tokenformat
+from sidecar import clock, tokenformat
 from sidecar.config import HashingConfig
-from sidecar.hashing import Argon2Hasher
-from sidecar.models import Token, User
+from sidecar.records import Token, User
+from sidecar.store import keys
+from sidecar.verification.hashing import Argon2Hasher
 
 BATCH = 5000
 USER = "bench"

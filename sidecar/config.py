@@ -91,7 +91,7 @@ class RedisConfig:
     #: Connections in the process's store pool; a command waits for a free one.
     max_connections: int = 200
     #: What an acknowledged admin change means: "local", "fsync" or "replicas"
-    #: (sidecar/durability.py).
+    #: (sidecar/store/durability.py).
     durability: str = "local"
     #: Replicas that must confirm each change in the "replicas" mode.
     min_replicas: int = 1
@@ -126,7 +126,7 @@ class HashingConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """The verified-credential cache of each process (see sidecar/cache.py)."""
+    """The verified-credential cache of each process (see sidecar/verification/cache.py)."""
 
     max_entries: int = 100_000
     #: Longest life of a cached verification (a token's expiry cuts it shorter).
@@ -147,7 +147,7 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class RetentionConfig:
-    """How long the change log and deleted tokens' histories are kept (sidecar/retention.py)."""
+    """How long the change log and deleted tokens' histories are kept (store.retention)."""
 
     #: Audit entries older than this many days are dropped; 0: kept forever.
     audit_max_age_days: int = 0
@@ -464,7 +464,7 @@ def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
     )
 
 
-#: The [redis] keys of sidecar/durability.py and sidecar/serverchecks.py.
+#: The [redis] keys of sidecar/store/durability.py and sidecar/store/serverchecks.py.
 DURABILITY_KEYS = {"durability", "min_replicas", "durability_timeout_ms", "require_persistence"}
 
 

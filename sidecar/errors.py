@@ -93,7 +93,7 @@ class Overloaded(KeystileError):
 
 
 class TooManyAttempts(KeystileError):
-    """Too many wrong secrets for one client_id from one address (sidecar/limits.py)."""
+    """Too many wrong secrets for one client_id from one address (verification.limits)."""
 
     status = 429
     code = "too_many_attempts"

@@ -14,9 +14,9 @@ from aiohttp.test_utils import TestServer
 
 from admin.app import build_admin_app
 from admin.state import STORE
-from sidecar.app import build_proxy_app
 from sidecar.config import Config
-from sidecar.lifecycle import AdminStore
+from sidecar.proxy.app import build_proxy_app
+from sidecar.store.management import AdminStore
 from tests.support import free_port, make_config, seed_token
 
 APIS = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar.store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.proxykit import Env, running
 from tests.support import RedisProcess
 

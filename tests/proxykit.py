@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.app import build_proxy_app
 from sidecar.config import Config
-from sidecar.listener import ProxyRunner
-from sidecar.store import RedisStore
+from sidecar.proxy.app import build_proxy_app
+from sidecar.proxy.listeners import ProxyRunner
+from sidecar.store.redis_store import RedisStore
 from tests.support import free_port, make_config, seed_token
 
 CHUNK = b"x" * 65536

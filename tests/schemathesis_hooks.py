@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import schemathesis
 
-from sidecar.store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.support import make_config, seed_token
 
 _numbers = itertools.count()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar.lifecycle import AdminStore
+from sidecar.store.management import AdminStore
 from tests.support import make_config, seed_role, seed_token
 
 

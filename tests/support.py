@@ -12,11 +12,12 @@ from typing import Any
 
 import redis
 
-from sidecar import clock, config, embedded
-from sidecar.hashing import Argon2Hasher
-from sidecar.issuing import Issued, issue_token
-from sidecar.models import Role, User
-from sidecar.store import RedisStore
+from sidecar import clock, config
+from sidecar.ops import embedded
+from sidecar.records import Role, User
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.hashing import Argon2Hasher
+from sidecar.verification.issuing import Issued, issue_token
 
 #: The cheapest argon2id, set through the same config a deployment uses.
 CHEAP_HASHING = {"memory_kib": 8, "time_cost": 1, "parallelism": 1}

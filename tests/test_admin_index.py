@@ -17,11 +17,12 @@ from admin.queries import TokenQuery
 from admin.search import search
 from admin.state import INDEX
 from admin.tokenindex import TokenIndex
-from sidecar import clock, keys, tokenformat
-from sidecar.app import build_proxy_app
-from sidecar.lifecycle import AdminStore
-from sidecar.models import Token
-from sidecar.store import RedisStore
+from sidecar import clock, tokenformat
+from sidecar.proxy.app import build_proxy_app
+from sidecar.records import Token
+from sidecar.store import keys
+from sidecar.store.management import AdminStore
+from sidecar.store.redis_store import RedisStore
 from tests.adminkit import Harness, harness
 from tests.support import free_port, make_config, seed_token
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sidecar.cache import CredentialCache
+from sidecar.verification.cache import CredentialCache
 from tests.support import Clock
 
 ID_A = "A" * 22

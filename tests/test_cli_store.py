@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from sidecar import keys
-from sidecar.lifecycle import AdminStore
+from sidecar.store import keys
+from sidecar.store.management import AdminStore
 from tests.processkit import run, serving, write_config
 from tests.storekit import admin_store, lived_in
 from tests.support import RedisProcess, make_config, seed_token

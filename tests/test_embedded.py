@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from sidecar import embedded
-from sidecar.embedded import EmbeddedError, EmbeddedRedis
+from sidecar.ops import embedded
+from sidecar.ops.embedded import EmbeddedError, EmbeddedRedis
 
 
 def _client(data_dir: Path) -> redis.Redis:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sidecar import keys
-from sidecar.epoch import EpochWatch
+from sidecar.store import keys
+from sidecar.store.epoch import EpochWatch
 from tests.adminkit import Harness, harness
 from tests.support import RedisProcess, seed_token
 

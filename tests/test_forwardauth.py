@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.config import HeadersConfig
-from sidecar.issuing import Issued
-from sidecar.store import RedisStore
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.issuing import Issued
 from tests.frontkit import EchoServer, Front, Keystile, Reply, start_front
 from tests.processkit import write_config
 from tests.proxykit import Env

@@ -15,14 +15,15 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from admin.app import build_admin_app
-from sidecar import keys, tokenformat
-from sidecar.app import build_proxy_app
-from sidecar.cache import CredentialCache
-from sidecar.invalidation import Listener
-from sidecar.issuing import Issued
-from sidecar.state import STORE, VERIFIER
-from sidecar.store import Change, RedisStore
-from sidecar.verification import SHARED, Verification
+from sidecar import tokenformat
+from sidecar.proxy.app import build_proxy_app
+from sidecar.proxy.state import STORE, VERIFIER
+from sidecar.store import keys
+from sidecar.store.redis_store import Change, RedisStore
+from sidecar.verification.cache import CredentialCache
+from sidecar.verification.invalidation import Listener
+from sidecar.verification.issuing import Issued
+from sidecar.verification.runtime import SHARED, Verification
 from tests.support import RedisProcess, make_config, seed_role, seed_token
 from tests.verifysupport import CountingHasher, hgetall_calls, revoke
 

@@ -1,4 +1,4 @@
-"""The admin writes of the store (sidecar/lifecycle.py) against a real Redis."""
+"""The admin writes of the store (sidecar/store/management.py) against a real Redis."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar import keys
-from sidecar.lifecycle import AdminStore, Missing
-from sidecar.store import Conflict
+from sidecar.store import keys
+from sidecar.store.management import AdminStore, Missing
+from sidecar.store.redis_store import Conflict
 from tests.support import make_config, seed_role, seed_token
 
 

@@ -10,11 +10,11 @@ import pytest
 
 from admin.app import build_admin_app
 from sidecar import tokenformat
-from sidecar.app import build_proxy_app
-from sidecar.errorpages import error_response
 from sidecar.errors import InvalidToken, TooManyAttempts
-from sidecar.lifecycle import AdminStore
-from sidecar.store import RedisStore
+from sidecar.proxy.app import build_proxy_app
+from sidecar.proxy.errorbodies import error_response
+from sidecar.store.management import AdminStore
+from sidecar.store.redis_store import RedisStore
 from tests.support import make_config, seed_token
 from tests.verifysupport import CHEAP, CountingHasher, make_verifier, presented, wrong
 

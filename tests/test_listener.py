@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestServer
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from sidecar.config import ListenerConfig
-from sidecar.listener import Occupancy, QuietServer, VersionNotSupported
-from sidecar.store import RedisStore
+from sidecar.proxy.listeners import Occupancy, QuietServer, VersionNotSupported
+from sidecar.store.redis_store import RedisStore
 from tests.processkit import serving, write_config
 from tests.proxykit import Env, body_of, raw_exchange, running, status_of
 
@@ -249,7 +249,7 @@ async def test_serve_closes_idle_and_slow_clients_of_the_admin_api(tmp_path: Pat
         assert closed and status_of(received) == 408
 
 
-# -- the aiohttp internals sidecar/listener.py reads ------------------------------------------
+# -- the aiohttp internals sidecar/proxy/listeners.py reads ----------------------------------------
 
 
 def test_aiohttp_internals_the_listener_reads_are_still_there() -> None:

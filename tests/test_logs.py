@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sidecar.logs import BatchingHandler, HotLogger, JsonFormatter
+from sidecar.ops.logs import BatchingHandler, HotLogger, JsonFormatter
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.logs import JsonFormatter
-from sidecar.store import RedisStore
+from sidecar.ops.logs import JsonFormatter
+from sidecar.store.redis_store import RedisStore
 from tests.proxykit import Env, running
 from tests.support import RedisProcess
 

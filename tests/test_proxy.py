@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from sidecar.store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.proxykit import Env, running
 from tests.support import RedisProcess, basic
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.proxykit import Env, body_of, raw_exchange, status_of
 from tests.support import basic
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sidecar.store import RedisStore
+from sidecar.store.redis_store import RedisStore
 from tests.processkit import wait_ready, write_config
 from tests.proxykit import CHUNK, Upstream, raw_exchange
 from tests.support import make_config, seed_token

@@ -9,8 +9,8 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from sidecar import clock
-from sidecar.store import RedisStore
-from sidecar.usage import UsageRecorder
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.usage import UsageRecorder
 from tests.proxykit import running
 from tests.support import Clock, make_config, seed_token
 

@@ -1,4 +1,4 @@
-"""The upstream hop's own HTTP/1.1 client (sidecar/relay.py), on the wire.
+"""The upstream hop's own HTTP/1.1 client (sidecar/proxy/http1client.py), on the wire.
 
 A scripted upstream on a real loopback socket answers each request path with
 exact bytes (what aiohttp's test server would never send: HTTP/1.0 bodies
@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
-from sidecar.relay import UnsafeHeader, request_head
-from sidecar.store import RedisStore
+from sidecar.proxy.http1client import UnsafeHeader, request_head
+from sidecar.store.redis_store import RedisStore
 from tests.proxykit import Proxy, raw_exchange, start_proxy
 from tests.support import make_config, seed_token
 

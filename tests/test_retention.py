@@ -1,4 +1,4 @@
-"""Retention (sidecar/retention.py): the audit stream and deleted tokens' histories, trimmed."""
+"""Retention (store.retention): the audit stream and deleted tokens' histories, trimmed."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from sidecar import clock, keys
+from sidecar import clock
 from sidecar.config import ConfigError, RetentionConfig
-from sidecar.lifecycle import AdminStore
-from sidecar.retention import apply, running
-from sidecar.storecheck import find_problems
-from sidecar.storeread import read_snapshot
+from sidecar.store import keys
+from sidecar.store.invariants import find_problems
+from sidecar.store.management import AdminStore
+from sidecar.store.retention import apply, running
+from sidecar.store.snapshot import read_snapshot
 from tests.storekit import admin_store
 from tests.support import make_config, seed_token
 

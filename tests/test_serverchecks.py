@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar import serverchecks
+from sidecar.store import serverchecks
 from tests import processkit
 from tests.serverkit import valkey_binary
 from tests.support import RedisProcess, make_config

@@ -11,13 +11,14 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar import clock, keys
+from sidecar import clock
 from sidecar.errors import StoreUnavailable
-from sidecar.hashing import Argon2Hasher
-from sidecar.issuing import issue_token
-from sidecar.models import Token, User
-from sidecar.store import Conflict, RedisStore
-from sidecar.verification import redis_client
+from sidecar.records import Token, User
+from sidecar.store import keys
+from sidecar.store.redis_store import Conflict, RedisStore
+from sidecar.verification.hashing import Argon2Hasher
+from sidecar.verification.issuing import issue_token
+from sidecar.verification.runtime import redis_client
 from tests.support import RedisProcess, free_port, make_config, seed_role, seed_token
 
 

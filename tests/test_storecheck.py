@@ -1,12 +1,12 @@
-"""The invariants of the data model (sidecar/storecheck.py), read and repaired in a real Redis."""
+"""The invariants of the data model (store.invariants), read and repaired in a real Redis."""
 
 from __future__ import annotations
 
-from sidecar import keys
-from sidecar.lifecycle import AdminStore
-from sidecar.storecheck import find_problems
-from sidecar.storeread import read_snapshot
-from sidecar.storewrite import repair
+from sidecar.store import keys
+from sidecar.store.invariants import find_problems
+from sidecar.store.management import AdminStore
+from sidecar.store.snapshot import read_snapshot
+from sidecar.store.wholestore import repair
 from tests.storekit import admin_store, lived_in
 
 __all__ = ["admin_store"]  # a fixture, used by name

@@ -1,4 +1,4 @@
-"""Export and import (sidecar/storefile.py, storewrite.py): a store moved between databases."""
+"""Export and import (store.exportfile, store.wholestore): a store moved between databases."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar.lifecycle import AdminStore
-from sidecar.models import Token
-from sidecar.store import Conflict
-from sidecar.storecheck import Snapshot, find_problems
-from sidecar.storefile import FileProblem, export_lines, to_snapshot
-from sidecar.storeread import read_snapshot
-from sidecar.storewrite import NotEmpty, load
+from sidecar.records import Token
+from sidecar.store.exportfile import FileProblem, export_lines, to_snapshot
+from sidecar.store.invariants import Snapshot, find_problems
+from sidecar.store.management import AdminStore
+from sidecar.store.redis_store import Conflict
+from sidecar.store.snapshot import read_snapshot
+from sidecar.store.wholestore import NotEmpty, load
 from tests.storekit import admin_store, lived_in
 from tests.support import make_config, seed_token
 

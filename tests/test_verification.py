@@ -14,8 +14,8 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from sidecar import tokenformat
-from sidecar.issuing import Issued
-from sidecar.store import RedisStore
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.issuing import Issued
 from tests.processkit import serving, write_config
 from tests.proxykit import Upstream
 from tests.support import RedisProcess, make_config, seed_token

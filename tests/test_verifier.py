@@ -10,12 +10,14 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar import clock, invalidation, keys
+from sidecar import clock
 from sidecar.config import HashingConfig
 from sidecar.errors import InvalidToken, Overloaded, StoreUnavailable
-from sidecar.hashing import Argon2Hasher
-from sidecar.store import RedisStore
-from sidecar.verifier import Verifier
+from sidecar.store import keys
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification import invalidation
+from sidecar.verification.hashing import Argon2Hasher
+from sidecar.verification.verifier import Verifier
 from tests.support import RedisProcess, make_config, seed_role, seed_token
 from tests.verifysupport import (
     CHEAP,

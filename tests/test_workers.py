@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sidecar import embedded
+from sidecar.ops import embedded
 from tests import processkit
 from tests.processkit import admin_post, bootstrap, run, serving
 from tests.support import CHEAP_HASHING
@@ -118,7 +118,7 @@ async def test_port_in_use_stops_every_worker_with_the_key_named(tmp_path: Path)
 def test_workers_split_the_cores_between_their_argon2_pools() -> None:
     """With hashing.threads = 0, N workers run at most one argon2 per core between them."""
     from admin.workers import share_of_cores
-    from sidecar.hashing import cores
+    from sidecar.verification.hashing import cores
     from tests.support import make_config
 
     automatic = share_of_cores(make_config(), 2 * cores())

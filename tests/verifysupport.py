@@ -8,14 +8,14 @@ from typing import Any
 
 from redis.asyncio.client import Pipeline
 
-from sidecar import keys
-from sidecar.cache import CredentialCache
 from sidecar.config import HashingConfig
 from sidecar.credentials import Presented
-from sidecar.hashing import Argon2Hasher, HashingPool
-from sidecar.limits import WrongSecretLimiter
-from sidecar.store import Change, RedisStore
-from sidecar.verifier import Verified, Verifier
+from sidecar.store import keys
+from sidecar.store.redis_store import Change, RedisStore
+from sidecar.verification.cache import CredentialCache
+from sidecar.verification.hashing import Argon2Hasher, HashingPool
+from sidecar.verification.limits import WrongSecretLimiter
+from sidecar.verification.verifier import Verified, Verifier
 from tests.support import make_config
 
 #: The cheapest argon2id, as the config gives it (tests.support.CHEAP_HASHING).

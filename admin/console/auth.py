@@ -23,8 +23,8 @@ from admin.console.sessions import Session, SessionStore
 from admin.errors import CsrfRefused
 from sidecar import clock
 from sidecar.errors import InvalidToken, KeystileError, MissingCredential
-from sidecar.store import Credential, RedisStore
-from sidecar.verifier import Verified, check_standing, verified_identity
+from sidecar.store.redis_store import Credential, RedisStore
+from sidecar.verification.verifier import Verified, check_standing, verified_identity
 
 COOKIE = "keystile_console"
 CSRF_HEADER = "X-CSRF-Token"

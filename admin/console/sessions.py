@@ -22,8 +22,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sidecar import keys
 from sidecar.errors import StoreUnavailable
+from sidecar.store import keys
 
 #: 256 bits from the OS CSPRNG, as for the CSRF secret.
 ID_BYTES = 32

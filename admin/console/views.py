@@ -17,13 +17,14 @@ from typing import Any
 from aiohttp import web
 
 from admin.authz import Caller
-from admin.common import NO_STORE, answer, read_body
 from admin.console.auth import COOKIE, check_csrf
 from admin.errors import BadRequest
 from admin.state import CONFIG, CONSOLE, STORE, VERIFIER
-from sidecar import clock, credentials, limits
+from admin.views_shared import NO_STORE, answer, read_body
+from sidecar import clock, credentials
 from sidecar.credentials import MAX_CREDENTIAL_LENGTH
 from sidecar.errors import InvalidRequest, InvalidToken, KeystileError
+from sidecar.verification import limits
 
 STATIC = Path(__file__).parent / "static"
 SESSION = "/console/v1/session"

@@ -24,13 +24,13 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from sidecar.cache import CredentialCache
 from sidecar.config import Config, RedisConfig
-from sidecar.hashing import HashingPool
-from sidecar.invalidation import Listener, local_hook
-from sidecar.limits import WrongSecretLimiter
-from sidecar.store import RedisStore
-from sidecar.verifier import Verified, Verifier
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.cache import CredentialCache
+from sidecar.verification.hashing import HashingPool
+from sidecar.verification.invalidation import Listener, local_hook
+from sidecar.verification.limits import WrongSecretLimiter
+from sidecar.verification.verifier import Verified, Verifier
 
 #: Seconds the listener gets to stop at shutdown.
 CLOSE_WAIT = 5.0

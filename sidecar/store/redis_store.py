@@ -33,10 +33,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
-from sidecar import clock, keys
-from sidecar.durability import Durability, NotDurable
+from sidecar import clock
 from sidecar.errors import StoreUnavailable
-from sidecar.models import Role, Token, User
+from sidecar.records import Role, Token, User
+from sidecar.store import keys
+from sidecar.store.durability import Durability, NotDurable
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from sidecar import clock
 from sidecar.errors import StoreUnavailable
-from sidecar.store import RedisStore
+from sidecar.store.redis_store import RedisStore
 
 log = logging.getLogger("keystile.usage")
 

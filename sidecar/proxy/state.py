@@ -1,6 +1,6 @@
 """Typed keys of the proxy app's shared state and of one request's record.
 
-Kept apart from ``sidecar.app`` so the handlers (proxy, forward-auth,
+Kept apart from ``sidecar.proxy.app`` so the handlers (proxy, forward-auth,
 WebSocket) and the middlewares can share them without importing each other.
 """
 
@@ -12,11 +12,11 @@ import aiohttp
 from aiohttp import web
 
 from sidecar.config import Config
-from sidecar.metrics import NO_API, ProxyMetrics
-from sidecar.relay import UpstreamPool
-from sidecar.store import RedisStore
-from sidecar.usage import UsageRecorder
-from sidecar.verifier import Verifier
+from sidecar.ops.metrics import NO_API, ProxyMetrics
+from sidecar.proxy.http1client import UpstreamPool
+from sidecar.store.redis_store import RedisStore
+from sidecar.verification.usage import UsageRecorder
+from sidecar.verification.verifier import Verifier
 
 CONFIG = web.AppKey("config", Config)
 REDIS_URL = web.AppKey("redis_url", str)

@@ -20,7 +20,7 @@ The invariants (docs/store.md lists them for operators):
 - every audit entry is JSON, and the generation counter is an integer;
 - every key has the Redis type its name promises.
 
-Pure module: the snapshot comes from ``sidecar.storeread``.
+Pure module: the snapshot comes from ``sidecar.store.snapshot``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from sidecar import clock, keys
-from sidecar.models import Role, Token, User
+from sidecar import clock
+from sidecar.records import Role, Token, User
+from sidecar.store import keys
 
 #: One Redis command, as ``execute_command`` takes it.
 Command = tuple[str | float, ...]

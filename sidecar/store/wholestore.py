@@ -24,11 +24,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, WatchError
 
-from sidecar import keys
 from sidecar.errors import StoreUnavailable
-from sidecar.store import _RECORD_SCRIPT, _encodable, _executed
-from sidecar.storecheck import Problem, Snapshot, find_problems
-from sidecar.storeread import ATTEMPTS, StoreBusy, read_snapshot
+from sidecar.store import keys
+from sidecar.store.invariants import Problem, Snapshot, find_problems
+from sidecar.store.redis_store import _RECORD_SCRIPT, _encodable, _executed
+from sidecar.store.snapshot import ATTEMPTS, StoreBusy, read_snapshot
 
 #: Keys whose change means the store is no longer empty (with the generation).
 INDEXES = (keys.GENERATION, keys.TOKENS, keys.USERS, keys.ROLES, keys.ISSUED_IDS, keys.AUDIT)

@@ -6,7 +6,7 @@ handles rescheduled on every read, a ClientRequest and ClientResponse built and
 their headers copied into multidicts, a StreamReader per body); the proxy only
 needs bytes in and bytes out, so this module keeps just that part
 (bench/client_cost.py measures both). WebSocket upgrades still use aiohttp's
-client (sidecar/websocket.py).
+client (sidecar/proxy/websocket.py).
 
 Semantics kept from the aiohttp client it replaces:
 

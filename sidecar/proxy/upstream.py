@@ -23,7 +23,14 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sidecar.errors import BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
-from sidecar.relay import BODY_METHODS, Connection, Origin, UnsafeHeader, UpstreamPool, request_head
+from sidecar.proxy.http1client import (
+    BODY_METHODS,
+    Connection,
+    Origin,
+    UnsafeHeader,
+    UpstreamPool,
+    request_head,
+)
 
 Headers = list[tuple[str, str]]
 NO_BODY_STATUSES = frozenset({204, 304})
@@ -40,7 +47,7 @@ async def limited(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[by
 
 
 def session(connections: int = 0) -> aiohttp.ClientSession:
-    """aiohttp's client, for WebSocket handshakes (sidecar/websocket.py)."""
+    """aiohttp's client, for WebSocket handshakes (sidecar/proxy/websocket.py)."""
     connector = aiohttp.TCPConnector(limit=connections, ttl_dns_cache=300)
     client = aiohttp.ClientSession(
         connector=connector,

@@ -26,8 +26,8 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sidecar import keys
 from sidecar.errors import InactiveToken, InvalidToken, KeystileError, TooManyAttempts
+from sidecar.store import keys
 
 log = logging.getLogger("keystile.limits")
 

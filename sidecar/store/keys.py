@@ -23,7 +23,7 @@ ROLES = f"{TAG}:roles"
 #: Global change log, a stream (newest last; read in reverse).
 AUDIT = f"{TAG}:audit"
 #: A random value written once (SET NX) at first use: a different or missing one
-#: means the store was flushed or restored (sidecar/epoch.py).
+#: means the store was flushed or restored (sidecar/store/epoch.py).
 EPOCH = f"{TAG}:epoch"
 
 

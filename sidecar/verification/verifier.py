@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sidecar import clock
-from sidecar.cache import CredentialCache, Fill
 from sidecar.credentials import Presented
 from sidecar.errors import InactiveToken, InvalidToken, KeystileError
-from sidecar.hashing import HashingPool
-from sidecar.limits import WrongSecretLimiter
-from sidecar.store import Credential, RedisStore
+from sidecar.store.redis_store import Credential, RedisStore
+from sidecar.verification.cache import CredentialCache, Fill
+from sidecar.verification.hashing import HashingPool
+from sidecar.verification.limits import WrongSecretLimiter
 
 log = logging.getLogger("keystile.verifier")
 

@@ -21,8 +21,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sidecar.models import Token
-from sidecar.storecheck import Snapshot, created_ms, parse_tokens
+from sidecar.records import Token
+from sidecar.store.invariants import Snapshot, created_ms, parse_tokens
 
 HEADER = "keystile-export"
 FORMAT = 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sidecar import credentials, headers, limits, routing
+from sidecar import credentials, headers, routing
 from sidecar.errors import (
     InsufficientScope,
     InvalidRequest,
@@ -22,8 +22,9 @@ from sidecar.errors import (
     StoreUnavailable,
 )
 from sidecar.policy import Level, allows, effective_level
-from sidecar.state import CONFIG, METRICS, USAGE, VERIFIER, outcome_of
-from sidecar.verifier import Verified
+from sidecar.proxy.state import CONFIG, METRICS, USAGE, VERIFIER, outcome_of
+from sidecar.verification import limits
+from sidecar.verification.verifier import Verified
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ redis-py resubscribes silently, so the listener trusts nothing it cannot check:
   network partition, store down) the lease runs out and every lookup goes to
   the store, which answers or fails closed with 503;
 - the same read takes ``keys.EPOCH`` along (one MGET): a store flushed or
-  restored (sidecar/epoch.py) drops the cache and, through
+  restored (sidecar/store/epoch.py) drops the cache and, through
   ``on_store_replaced``, every index built from the store (the admin list).
 
 So a change reaches every replica's cache within milliseconds when the
@@ -39,10 +39,10 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from sidecar import keys
-from sidecar.cache import CredentialCache
-from sidecar.epoch import EpochWatch
-from sidecar.store import Change
+from sidecar.store import keys
+from sidecar.store.epoch import EpochWatch
+from sidecar.store.redis_store import Change
+from sidecar.verification.cache import CredentialCache
 
 log = logging.getLogger("keystile.invalidation")
 

@@ -18,8 +18,8 @@ from admin.queries import TokenQuery
 from admin.search import search
 from admin.state import CONFIG, INDEX, STORE, VERIFIER
 from sidecar import clock, tokenformat
-from sidecar.issuing import Issued
-from sidecar.models import Token
+from sidecar.records import Token
+from sidecar.verification.issuing import Issued
 
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -5,7 +5,7 @@
 
 Every resource (Redis pool, upstream client, argon2 thread pool, the
 ``last_used_at`` flusher) is opened and closed in ``cleanup_ctx``. Serve the
-app with ``sidecar.listener.ProxyRunner``, which never echoes a bad request.
+app with ``sidecar.proxy.listeners.ProxyRunner``, which never echoes a bad request.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from pathlib import Path
 from aiohttp import web
 from yarl import URL
 
-from sidecar import accesslog, forwardauth, headers, usage, verification, websocket
+from sidecar import headers
 from sidecar.config import Config
-from sidecar.errorpages import error_response, json_errors
 from sidecar.errors import BodyTooLarge, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
-from sidecar.gate import Decision, authenticate, authorize
-from sidecar.metrics import CONTENT_TYPE, OWN_API, ProxyMetrics
-from sidecar.relay import Origin, UpstreamPool
-from sidecar.state import (
+from sidecar.ops.metrics import CONTENT_TYPE, OWN_API, ProxyMetrics
+from sidecar.proxy import accesslog, forwardauth, websocket
+from sidecar.proxy.decision import Decision, authenticate, authorize
+from sidecar.proxy.errorbodies import error_response, json_errors
+from sidecar.proxy.http1client import Origin, UpstreamPool
+from sidecar.proxy.state import (
     CLIENT,
     CONFIG,
     METRICS,
@@ -36,7 +37,8 @@ from sidecar.state import (
     VERIFIER,
     outcome_of,
 )
-from sidecar.upstream import forward, session
+from sidecar.proxy.upstream import forward, session
+from sidecar.verification import runtime, usage
 
 __all__ = ["CLIENT", "CONFIG", "METRICS", "REDIS_URL", "STORE", "USAGE", "VERIFIER"]
 
@@ -45,14 +47,14 @@ log = logging.getLogger("keystile.proxy")
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # The store, cache, argon2 pool and invalidation listener of this process,
-    # shared with the admin listener when `serve` runs both (sidecar/verification.py).
-    async with verification.for_app(app, app[CONFIG], app[REDIS_URL]).used() as shared:
+    # shared with the admin listener when `serve` runs both (sidecar/runtime.py).
+    async with runtime.for_app(app, app[CONFIG], app[REDIS_URL]).used() as shared:
         app[STORE] = shared.store
         app[VERIFIER] = shared.verifier
         # The cache and argon2 counters, copied into /_keystile/metrics before each
         # scrape, and in a worker also every second for the other workers' scrapes.
         metrics = app[METRICS]
-        counters = verification.VerificationMetrics(metrics.registry, shared)
+        counters = runtime.VerificationMetrics(metrics.registry, shared)
         async with counters.copied(metrics.before_scrape, periodically=metrics.shared is not None):
             yield
 

@@ -21,9 +21,10 @@ from typing import Any
 
 from redis.asyncio.client import Pipeline
 
-from sidecar import clock, keys
-from sidecar.models import Role, Token, User
-from sidecar.store import Change, Conflict, RedisStore, _encodable, _strs, diff
+from sidecar import clock
+from sidecar.records import Role, Token, User
+from sidecar.store import keys
+from sidecar.store.redis_store import Change, Conflict, RedisStore, _encodable, _strs, diff
 
 #: Token fields the index of the admin listing keeps (everything but hashes).
 ROW_FIELDS = (

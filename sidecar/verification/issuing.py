@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sidecar import clock, tokenformat
-from sidecar.hashing import Hasher
-from sidecar.models import Token
-from sidecar.store import Conflict, RedisStore
+from sidecar.records import Token
+from sidecar.store.redis_store import Conflict, RedisStore
+from sidecar.verification.hashing import Hasher
 
 
 @dataclass(frozen=True)

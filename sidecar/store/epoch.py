@@ -11,7 +11,7 @@ below the newest one seen counts as a replaced store too.
 
 The check rides on the invalidation listener's periodic read of the counter
 (one MGET instead of a GET), never on the request path. Pure but for
-``read``; the listener decides what to drop (sidecar/invalidation.py).
+``read``; the listener decides what to drop (sidecar/verification/invalidation.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from sidecar import keys
+from sidecar.store import keys
 
 
 class EpochWatch:

@@ -10,7 +10,7 @@
   a loud warning naming the setting, or a refusal with
   ``redis.require_persistence = true``. The ``volatile-*`` policies evict
   only keys with a TTL, and Keystile's records have none (only the
-  wrong-secret counters of ``sidecar.limits`` expire): those are safe.
+  wrong-secret counters of ``sidecar.verification.limits`` expire): those are safe.
 
 Managed services often refuse CONFIG; then INFO answers for ``appendonly``
 and the policy, and what neither can tell is a warning that it could not be

@@ -16,9 +16,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sidecar import keys
 from sidecar.errors import StoreUnavailable
-from sidecar.storecheck import Snapshot
+from sidecar.store import keys
+from sidecar.store.invariants import Snapshot
 
 #: Keys read per round trip.
 BATCH = 1000

@@ -163,5 +163,5 @@ def setup(config: LogConfig) -> None:
     # Neither formatter prints the process, thread or task of a record; without
     # these, logging skips a getpid() syscall and three lookups for every line.
     logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
-    # aiohttp's own access log is replaced by ours (sidecar.accesslog).
+    # aiohttp's own access log is replaced by ours (sidecar.proxy.accesslog).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -19,9 +19,10 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sidecar import headers, logs
-from sidecar.metrics import method_class
-from sidecar.state import CONFIG, METRICS, OUTCOME, Outcome
+from sidecar import headers
+from sidecar.ops import logs
+from sidecar.ops.metrics import method_class
+from sidecar.proxy.state import CONFIG, METRICS, OUTCOME, Outcome
 
 log = logs.HotLogger("keystile.access")
 

@@ -224,7 +224,7 @@ class QuietRunner(web.AppRunner):
     """``web.AppRunner`` with the quiet error handler and the listener's ``ListenerConfig``."""
 
     def __init__(self, app: web.Application, limits: ListenerConfig, **kwargs: Any) -> None:
-        kwargs.setdefault("access_log", None)  # sidecar.accesslog writes our own
+        kwargs.setdefault("access_log", None)  # sidecar.proxy.accesslog writes our own
         kwargs["keepalive_timeout"] = limits.idle_timeout
         kwargs["occupancy"] = Occupancy(limits)  # handed to each handler by QuietServer
         super().__init__(app, **kwargs)

@@ -23,8 +23,8 @@ from aiohttp import web
 
 from sidecar import headers
 from sidecar.errors import InsufficientScope, InvalidRequest, NotFound
-from sidecar.gate import authenticate, authorize
-from sidecar.state import CONFIG, outcome_of
+from sidecar.proxy.decision import authenticate, authorize
+from sidecar.proxy.state import CONFIG, outcome_of
 
 CHECK_PATH = "/_keystile/check"
 

@@ -26,8 +26,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sidecar import clock, keys
+from sidecar import clock
 from sidecar.config import RetentionConfig
+from sidecar.store import keys
 
 log = logging.getLogger("keystile.retention")
 

@@ -1,0 +1,3 @@
+"""Verification: from a presented credential to a verified identity (verifier, cache,
+invalidation, wrong-secret limits, usage, argon2 hashing, issuing).
+"""
