@@ -1,10 +1,17 @@
 """``keystile serve --workers N``: one supervisor, N worker processes on shared ports.
 
-The supervisor opens the store once (checks ``redis.url`` answers, or starts
-the private embedded server, whose Unix socket every worker then uses), then
-starts N workers. Each worker runs both listeners with ``SO_REUSEPORT``, so
-the kernel spreads incoming connections over them, and has its own event
-loop (uvloop where installed), cache, argon2 pool and invalidation listener.
+The supervisor binds both listening sockets once (``admin.serve.bind``: a
+taken port ends the start with one line naming its key), opens the store
+once (checks ``redis.url`` answers, or starts the private embedded server,
+whose Unix socket every worker then uses), then starts N workers and hands
+each the same sockets (multiprocessing passes them as descriptors): the
+workers accept from one queue per port, and nothing outside Keystile can
+join it. Each worker has its own event loop (uvloop where installed), cache,
+argon2 pool and invalidation listener.
+
+Every worker, and the embedded server, gets SIGTERM from the kernel when the
+supervisor dies, even by ``kill -9`` (``sidecar.parentdeath``), so no orphan
+keeps serving the ports or the store.
 
 SIGTERM or SIGINT to the supervisor stops every worker with SIGTERM (each
 finishes its requests and closes its resources), then the embedded server.
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -30,7 +38,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 from admin import serve as runtime
-from sidecar import embedded, logs
+from sidecar import embedded, logs, parentdeath
 from sidecar.config import Config
 from sidecar.hashing import cores
 
@@ -81,11 +89,14 @@ def share_of_cores(config: Config, count: int) -> Config:
     return replace(config, hashing=replace(config.hashing, threads=threads))
 
 
-def worker_main(config: Config, url: str, index: int) -> None:
+def worker_main(
+    config: Config, url: str, listeners: runtime.Listeners, index: int, parent: int
+) -> None:
     """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
+    parentdeath.die_with_parent(parent)
     logs.setup(config.log)
     try:
-        run(runtime.serve_on(config, url, reuse_port=True, warm_index=index == 0))
+        run(runtime.serve_on(config, url, listeners, warm_index=index == 0))
     except runtime.StartError as exc:
         print(f"keystile: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -94,9 +105,17 @@ def worker_main(config: Config, url: str, index: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, config: Config, url: str, count: int, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        config: Config,
+        url: str,
+        listeners: runtime.Listeners,
+        count: int,
+        stopping: threading.Event,
+    ) -> None:
         self.config = config
         self.url = url
+        self.listeners = listeners
         self.count = count
         #: Set by the signal handlers ``supervise`` installs, and by ``stop``.
         self.stopping = stopping
@@ -105,9 +124,11 @@ class Supervisor:
         self.workers: dict[BaseProcess, tuple[int, float]] = {}
 
     def start_one(self, index: int) -> None:
+        """Start worker ``index``; on the main thread only (see sidecar.parentdeath)."""
+        config = share_of_cores(self.config, self.count)
         process = self._context.Process(
             target=worker_main,
-            args=(share_of_cores(self.config, self.count), self.url, index),
+            args=(config, self.url, self.listeners, index, os.getpid()),
             name=f"keystile-worker-{index}",
         )
         process.start()
@@ -156,7 +177,7 @@ def supervise(config: Config, count: int) -> int:
     # Before the store starts, so that a signal meanwhile still stops it cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stopping.set())
-    with store_url(config) as url:
+    with runtime.bound(config) as listeners, store_url(config) as url:
         if stopping.is_set():
             return 0
-        return Supervisor(config, url, count, stopping).watch()
+        return Supervisor(config, url, listeners, count, stopping).watch()
