@@ -135,20 +135,25 @@ def test_workers_split_the_cores_between_their_argon2_pools() -> None:
     assert explicit.hashing.threads == 3
 
 
-async def refused(*args: str) -> tuple[int, str]:
-    """Run ``keystile ARGS``, expected to exit by itself soon: exit code and stderr."""
-    process = await asyncio.create_subprocess_exec(
-        processkit.KEYSTILE, *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+async def refused(*args: str, stderr: Path) -> tuple[int, str]:
+    """Run ``keystile ARGS``, expected to exit by itself soon: exit code and stderr.
+
+    stderr goes to a file, not a pipe: a process that keeps running is killed
+    with its children, and no orphan can hold a pipe this test waits on.
+    """
+    with stderr.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            processkit.KEYSTILE, *args, stdout=asyncio.subprocess.DEVNULL, stderr=sink
+        )
     try:
-        _, err = await asyncio.wait_for(process.communicate(), 20)
+        code = await asyncio.wait_for(process.wait(), 20)
     except TimeoutError:
+        for pid in workers_of(process.pid) | workers_of(process.pid, b"redis-server"):
+            os.kill(pid, signal.SIGKILL)
         process.kill()
         await process.wait()
         raise AssertionError("it started and kept running") from None
-    assert process.returncode is not None
-    return process.returncode, err.decode()
+    return code, await asyncio.to_thread(stderr.read_text)
 
 
 def another_store(config: Path, directory: Path, *, moved_port: int | None = None) -> Path:
@@ -179,7 +184,9 @@ async def test_a_second_serve_on_the_ports_exits_and_the_first_keeps_every_reque
         cases = [(both, "2", "proxy.listen"), (admin_only, "1", "admin.listen")]
 
         for second, workers, key in cases:
-            code, err = await refused("serve", "--config", str(second), "--workers", workers)
+            code, err = await refused(
+                "serve", "--config", str(second), "--workers", workers, stderr=tmp_path / "err"
+            )
             assert code == 1, err
             assert err.count(f"{key}: cannot listen") == 1, err
             assert "Traceback" not in err
@@ -198,7 +205,6 @@ async def test_kill_9_of_serve_ends_its_workers_and_its_embedded_store(
         children = workers_of(process.pid) | workers_of(process.pid, b"redis-server")
         assert len(children) == int(workers) + (workers == "2")
         process.kill()
-        await process.wait()
         try:
             deadline = time.monotonic() + 10.0
             while alive(children):
@@ -207,6 +213,8 @@ async def test_kill_9_of_serve_ends_its_workers_and_its_embedded_store(
         finally:
             for pid in alive(children):
                 os.kill(pid, signal.SIGKILL)
+            # Only now: the children hold serve's stderr pipe, which wait() waits for.
+            await process.wait()
 
     for port in ports.values():
         with socket.socket() as probe:
@@ -221,7 +229,9 @@ async def test_a_store_in_use_names_the_process_that_holds_it(tmp_path: Path) ->
     other = tmp_path / "other.toml"
     processkit.write_config(other, "http://127.0.0.1:9")  # other ports, the same data_dir
     async with serving(config, ports["proxy"], "--workers", "1") as process:
-        code, err = await refused("serve", "--config", str(other), "--workers", "1")
+        code, err = await refused(
+            "serve", "--config", str(other), "--workers", "1", stderr=tmp_path / "err"
+        )
 
     assert code == 1
     assert "redis.data_dir" in err
