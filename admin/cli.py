@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=_workers,
-        help="worker processes sharing the ports with SO_REUSEPORT (default: one per core)",
+        help="worker processes sharing the ports bound once by serve (default: one per core)",
     )
     boot = commands.add_parser("bootstrap", help="create an admin token and print it once")
     boot.add_argument("--config", type=Path, help="TOML config file")
