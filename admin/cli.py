@@ -65,7 +65,7 @@ keystile.params.extend(connection_options())
     "count",
     type=int,
     callback=lambda _ctx, _param, value: _workers(value),
-    help="worker processes sharing the ports with SO_REUSEPORT (default: one per core).",
+    help="worker processes sharing the ports bound once by serve (default: one per core).",
 )
 def serve(config: Path | None, count: int | None) -> int:
     """Run the proxy and the admin API until SIGTERM or Ctrl-C.

@@ -1,9 +1,13 @@
 """``keystile serve`` and ``keystile bootstrap``: composing the runtime.
 
-``serve`` picks the store (``redis.url``, or a private embedded server),
-checks it answers, then runs the proxy and admin listeners until SIGTERM or
-SIGINT, and closes everything in order. ``bootstrap`` writes the first admin
-token straight to the store, also while ``serve`` runs.
+``serve`` binds both listening sockets (once, without ``SO_REUSEPORT``: a
+port something else holds ends the start naming ``proxy.listen`` or
+``admin.listen``), picks the store (``redis.url``, or a private embedded
+server), checks it answers, then serves on those sockets until SIGTERM or
+SIGINT, and closes everything in order. With several workers the supervisor
+binds the sockets and hands them to its workers (``admin.workers``).
+``bootstrap`` writes the first admin token straight to the store, also while
+``serve`` runs.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -75,7 +82,9 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
         return
     server = embedded.EmbeddedRedis(data_dir, config.redis.server_binary)
     try:
-        await asyncio.to_thread(server.start)
+        # On this, the main, thread: the server's parent-death signal follows the
+        # thread that started it (sidecar.ops.parentdeath), and nothing else runs yet.
+        server.start()
     except embedded.EmbeddedError as exc:
         raise StartError(str(exc)) from None
     try:
@@ -103,33 +112,94 @@ async def _check_reachable(url: str, config: Config, key: str) -> None:
         await client.aclose()
 
 
-async def _site(
-    runner: web.AppRunner, listen: HostPort, key: str, *, reuse_port: bool = False
-) -> None:
-    await runner.setup()
-    site = web.TCPSite(
-        runner, listen.host, listen.port, reuse_address=True, reuse_port=reuse_port or None
-    )
+#: Connections the kernel queues for a listener before its workers accept them.
+BACKLOG = 128
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """The bound, listening sockets of both listeners (a host may resolve to several)."""
+
+    proxy: list[socket.socket]
+    admin: list[socket.socket]
+
+    def close(self) -> None:
+        for sock in self.proxy + self.admin:
+            sock.close()
+
+
+@contextmanager
+def bound(config: Config) -> Iterator[Listeners]:
+    """Bind both listeners in this process, closed on exit; a taken port names its key."""
+    proxy = bind(config.proxy.listen, "proxy.listen")
     try:
-        await site.start()
+        admin = bind(config.admin.listen, "admin.listen")
+    except StartError:
+        Listeners(proxy, []).close()
+        raise
+    listeners = Listeners(proxy, admin)
+    try:
+        yield listeners
+    finally:
+        listeners.close()
+
+
+def bind(listen: HostPort, key: str) -> list[socket.socket]:
+    """Listening sockets on every address of ``listen``.
+
+    ``SO_REUSEADDR`` only, so a restart need not wait out TIME_WAIT; never
+    ``SO_REUSEPORT``, with which a second server (another Keystile with
+    another store) would be let onto the port and handed part of its traffic.
+    """
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in _addresses(listen):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio does: "::" must not also claim IPv4
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
     except OSError as exc:
+        for sock in bound:
+            sock.close()
         raise StartError(f"{key}: cannot listen on {listen}: {exc.strerror}") from None
+    return bound
+
+
+#: One getaddrinfo answer: family, type, protocol, canonical name, address.
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
+
+
+def _addresses(listen: HostPort) -> list[AddressInfo]:
+    infos = socket.getaddrinfo(
+        listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    return list(dict.fromkeys(infos))  # getaddrinfo may repeat an address
+
+
+async def _sites(runner: web.AppRunner, sockets: list[socket.socket]) -> None:
+    await runner.setup()
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
 
 
 async def serve(config: Config) -> None:
-    async with open_store_url(config, own_embedded=True) as url:
-        await serve_on(config, url)
+    with bound(config) as listeners:
+        async with open_store_url(config, own_embedded=True) as url:
+            await serve_on(config, url, listeners)
 
 
 async def serve_on(
     config: Config,
     url: str,
+    listeners: Listeners,
     *,
-    reuse_port: bool = False,
     warm_index: bool = True,
     shared_metrics: Path | None = None,
 ) -> None:
-    """Run both listeners on the store at ``url``; ``reuse_port`` for one of several workers,
+    """Run both listeners on their bound sockets, with the store at ``url``;
     ``shared_metrics`` the directory where the workers' metrics meet (``admin.workers``)."""
     # One cache, argon2 pool and invalidation listener for both listeners of this process.
     shared = Verification(config, url)
@@ -142,8 +212,8 @@ async def serve_on(
     # Admin callers send credentials too: never echo them.
     admin = QuietRunner(admin_app, config.admin)
     try:
-        await _site(proxy, config.proxy.listen, "proxy.listen", reuse_port=reuse_port)
-        await _site(admin, config.admin.listen, "admin.listen", reuse_port=reuse_port)
+        await _sites(proxy, listeners.proxy)
+        await _sites(admin, listeners.admin)
         log.info(
             "keystile is serving",
             extra={

@@ -1,10 +1,17 @@
 """``keystile serve --workers N``: one supervisor, N worker processes on shared ports.
 
-The supervisor opens the store once (checks ``redis.url`` answers, or starts
-the private embedded server, whose Unix socket every worker then uses), then
-starts N workers. Each worker runs both listeners with ``SO_REUSEPORT``, so
-the kernel spreads incoming connections over them, and has its own event
-loop (uvloop where installed), cache, argon2 pool and invalidation listener.
+The supervisor binds both listening sockets once (``admin.serve.bind``: a
+taken port ends the start with one line naming its key), opens the store
+once (checks ``redis.url`` answers, or starts the private embedded server,
+whose Unix socket every worker then uses), then starts N workers and hands
+each the same sockets (multiprocessing passes them as descriptors): the
+workers accept from one queue per port, and nothing outside Keystile can
+join it. Each worker has its own event loop (uvloop where installed), cache,
+argon2 pool and invalidation listener.
+
+Every worker, and the embedded server, gets SIGTERM from the kernel when the
+supervisor dies, even by ``kill -9`` (``sidecar.ops.parentdeath``), so no orphan
+keeps serving the ports or the store.
 
 SIGTERM or SIGINT to the supervisor stops every worker with SIGTERM (each
 finishes its requests and closes its resources), then the embedded server.
@@ -41,7 +48,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from admin import serve as runtime
 from sidecar.config import Config
-from sidecar.ops import embedded, logs
+from sidecar.ops import embedded, logs, parentdeath
 from sidecar.verification.hashing import cores
 
 log = logging.getLogger("keystile.workers")
@@ -116,12 +123,15 @@ def shared_metrics() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def worker_main(config: Config, url: str, index: int, metrics: Path) -> None:
+def worker_main(
+    config: Config, url: str, listeners: runtime.Listeners, index: int, parent: int, metrics: Path
+) -> None:
     """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
+    parentdeath.die_with_parent(parent)
     logs.setup(config.log)
     try:
         serving = runtime.serve_on(
-            config, url, reuse_port=True, warm_index=index == 0, shared_metrics=metrics
+            config, url, listeners, warm_index=index == 0, shared_metrics=metrics
         )
         run(serving)
     except runtime.StartError as exc:
@@ -133,11 +143,18 @@ def worker_main(config: Config, url: str, index: int, metrics: Path) -> None:
 
 class Supervisor:
     def __init__(
-        self, config: Config, url: str, count: int, stopping: threading.Event, metrics: Path
+        self,
+        config: Config,
+        url: str,
+        listeners: runtime.Listeners,
+        count: int,
+        stopping: threading.Event,
+        metrics: Path,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.url = url
+        self.listeners = listeners
         self.count = count
         #: Set by the signal handlers ``supervise`` installs, and by ``stop``.
         self.stopping = stopping
@@ -146,9 +163,11 @@ class Supervisor:
         self.workers: dict[BaseProcess, tuple[int, float]] = {}
 
     def start_one(self, index: int) -> None:
+        """Start worker ``index``; on the main thread only (see sidecar.ops.parentdeath)."""
+        config = share_of_cores(self.config, self.count)
         process = self._context.Process(
             target=worker_main,
-            args=(share_of_cores(self.config, self.count), self.url, index, self.metrics),
+            args=(config, self.url, self.listeners, index, os.getpid(), self.metrics),
             name=f"keystile-worker-{index}",
         )
         process.start()
@@ -199,7 +218,7 @@ def supervise(config: Config, count: int) -> int:
     # Before the store starts, so that a signal meanwhile still stops it cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stopping.set())
-    with shared_metrics() as metrics, store_url(config) as url:
+    with runtime.bound(config) as listeners, shared_metrics() as metrics, store_url(config) as url:
         if stopping.is_set():
             return 0
-        return Supervisor(config, url, count, stopping, metrics).watch()
+        return Supervisor(config, url, listeners, count, stopping, metrics).watch()

@@ -10,15 +10,6 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 # Pages written on other branches at the same time as this index; a link to one
 # of them may be dangling until that branch lands. Drop a name once its page exists.
-PENDING = {
-    "docs/forward-auth.md",
-    "docs/processes.md",
-    "docs/redis-connections.md",
-    "docs/admin-inputs.md",
-    "docs/cli.md",
-    "docs/console.md",
-}
-
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -56,7 +47,7 @@ def test_every_relative_link_names_a_file_in_the_repository():
                 continue
             path = (page.parent / target.split("#")[0]).resolve()
             name = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else None
-            if name is None or (not path.exists() and name not in PENDING):
+            if name is None or not path.exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert broken == []
 

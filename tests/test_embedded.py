@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,25 @@ def test_a_second_server_on_the_same_data_is_refused(tmp_path: Path) -> None:
             EmbeddedRedis(tmp_path / "data").start()
     finally:
         first.stop()
+
+
+def test_a_leftover_server_on_the_data_is_refused_naming_its_pid(tmp_path: Path) -> None:
+    """A redis-server still serving the data directory, unlocked, is named by its pid."""
+    data = tmp_path / "data"
+    data.mkdir()
+    command = [embedded.find_binary(None), "--port", "0", "--save", "", "--dir", str(data)]
+    leftover = subprocess.Popen(
+        [*command, "--unixsocket", str(embedded.socket_path(data))], stdout=subprocess.DEVNULL
+    )
+    try:
+        while not embedded.is_running(data):
+            assert leftover.poll() is None
+            time.sleep(0.02)
+        with pytest.raises(EmbeddedError, match=rf"redis\.data_dir: .*process {leftover.pid}\b"):
+            EmbeddedRedis(data).start()
+    finally:
+        leftover.kill()
+        leftover.wait()
 
 
 def test_a_missing_binary_names_the_key(tmp_path: Path) -> None:

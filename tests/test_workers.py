@@ -1,8 +1,10 @@
-"""``keystile serve --workers N`` as real processes: shared ports, one store, clean stop."""
+"""``keystile serve --workers N`` as real processes: shared ports, one store, clean stop,
+no second server on the ports, no orphans after ``kill -9``."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import time
@@ -14,7 +16,7 @@ import pytest
 from sidecar.ops import embedded
 from tests import processkit
 from tests.processkit import admin_post, bootstrap, run, serving
-from tests.support import CHEAP_HASHING
+from tests.support import CHEAP_HASHING, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +26,17 @@ def write_config(directory: Path) -> tuple[Path, dict[str, int]]:
     return path, processkit.write_config(path, "http://127.0.0.1:9")
 
 
-def workers_of(pid: int) -> set[int]:
-    """Ids of the live worker processes whose parent is ``pid`` (from /proc)."""
+def workers_of(pid: int, command: bytes = b"spawn_main") -> set[int]:
+    """Ids of the live worker processes whose parent is ``pid`` (from /proc);
+    with ``command``, of the children whose command line holds it."""
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = (stat.parent / "cmdline").read_bytes()
+            cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in command:
+        if int(fields[1]) == pid and fields[0] != "Z" and command in cmdline:
             found.add(int(stat.parent.name))
     return found
 
@@ -51,9 +54,12 @@ def alive(pids: set[int]) -> set[int]:
     return running
 
 
-async def statuses(port: int, token: str, connections: int) -> list[int]:
-    """The forward-auth answer for ``token`` over that many new connections."""
+async def statuses(port: int, token: str, connections: int, *, admin: bool = False) -> list[int]:
+    """The forward-auth answer for ``token`` over that many new connections
+    (with ``admin``, the admin API's ``/me`` answer)."""
     url = f"http://127.0.0.1:{port}/_keystile/check"
+    if admin:
+        url = f"http://127.0.0.1:{port}/admin/v1/me"
     headers = {"Authorization": f"Bearer {token}", "X-Original-URI": "/orders/1"}
     answers = []
     for _ in range(connections):
@@ -127,3 +133,106 @@ def test_workers_split_the_cores_between_their_argon2_pools() -> None:
     assert automatic.hashing.threads == 1
     assert share_of_cores(make_config(), 1).hashing.threads == cores()
     assert explicit.hashing.threads == 3
+
+
+async def refused(*args: str, stderr: Path) -> tuple[int, str]:
+    """Run ``keystile ARGS``, expected to exit by itself soon: exit code and stderr.
+
+    stderr goes to a file, not a pipe: a process that keeps running is killed
+    with its children, and no orphan can hold a pipe this test waits on.
+    """
+    with stderr.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            processkit.KEYSTILE, *args, stdout=asyncio.subprocess.DEVNULL, stderr=sink
+        )
+    try:
+        code = await asyncio.wait_for(process.wait(), 20)
+    except TimeoutError:
+        for pid in workers_of(process.pid) | workers_of(process.pid, b"redis-server"):
+            os.kill(pid, signal.SIGKILL)
+        process.kill()
+        await process.wait()
+        raise AssertionError("it started and kept running") from None
+    return code, await asyncio.to_thread(stderr.read_text)
+
+
+def another_store(config: Path, directory: Path, *, moved_port: int | None = None) -> Path:
+    """A copy of ``config`` with its own data directory, and ``moved_port`` moved to a free one."""
+    directory.mkdir()
+    text = config.read_text().replace(str(config.parent / "data"), str(directory / "data"))
+    if moved_port is not None:
+        text = text.replace(f':{moved_port}"', f':{free_port()}"')
+    copy = directory / "keystile.toml"
+    copy.write_text(text)
+    return copy
+
+
+async def test_a_second_serve_on_the_ports_exits_and_the_first_keeps_every_request(
+    tmp_path: Path,
+) -> None:
+    """A second serve with another store on taken ports exits 1 naming the key once;
+    the first still answers every new connection from its own store."""
+    config, ports = write_config(tmp_path)
+    async with serving(config, ports["proxy"], "--workers", "2"):
+        root = await bootstrap(config)
+        await admin_post(ports["admin"], "/users", root, {"username": "svc"})
+        created = await admin_post(
+            ports["admin"], "/tokens", root, {"user": "svc", "access": {"orders": "read"}}
+        )
+        both = another_store(config, tmp_path / "both")
+        admin_only = another_store(config, tmp_path / "admin", moved_port=ports["proxy"])
+        cases = [(both, "2", "proxy.listen"), (admin_only, "1", "admin.listen")]
+
+        for second, workers, key in cases:
+            code, err = await refused(
+                "serve", "--config", str(second), "--workers", workers, stderr=tmp_path / "err"
+            )
+            assert code == 1, err
+            assert err.count(f"{key}: cannot listen") == 1, err
+            assert "Traceback" not in err
+
+        assert await statuses(ports["proxy"], created["token"], 50) == [200] * 50
+        assert await statuses(ports["admin"], root, 20, admin=True) == [200] * 20
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_kill_9_of_serve_ends_its_workers_and_its_embedded_store(
+    tmp_path: Path, workers: str
+) -> None:
+    """After kill -9 of serve its workers and redis-server end, and the ports and store are free."""
+    config, ports = write_config(tmp_path)
+    async with serving(config, ports["proxy"], "--workers", workers) as process:
+        children = workers_of(process.pid) | workers_of(process.pid, b"redis-server")
+        assert len(children) == int(workers) + (workers == "2")
+        process.kill()
+        try:
+            deadline = time.monotonic() + 10.0
+            while alive(children):
+                assert time.monotonic() < deadline, f"still running: {alive(children)}"
+                await asyncio.sleep(0.05)
+        finally:
+            for pid in alive(children):
+                os.kill(pid, signal.SIGKILL)
+            # Only now: the children hold serve's stderr pipe, which wait() waits for.
+            await process.wait()
+
+    for port in ports.values():
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+    async with serving(config, ports["proxy"], "--workers", workers):
+        pass  # a restart finds the store unlocked and the ports free
+
+
+async def test_a_store_in_use_names_the_process_that_holds_it(tmp_path: Path) -> None:
+    """A serve on a data directory another serve uses exits 1 naming the key and that pid."""
+    config, ports = write_config(tmp_path)
+    other = tmp_path / "other.toml"
+    processkit.write_config(other, "http://127.0.0.1:9")  # other ports, the same data_dir
+    async with serving(config, ports["proxy"], "--workers", "1") as process:
+        code, err = await refused(
+            "serve", "--config", str(other), "--workers", "1", stderr=tmp_path / "err"
+        )
+
+    assert code == 1
+    assert "redis.data_dir" in err
+    assert f"process {process.pid} " in err

