@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sidecar import clock
 from sidecar.credentials import Presented
 from sidecar.errors import InactiveToken, InvalidToken, KeystileError
-from sidecar.store.redis_store import Credential, RedisStore
+from sidecar.store.protocol import Credential, CredentialStore
 from sidecar.verification.cache import CredentialCache, Fill
 from sidecar.verification.hashing import HashingPool
 from sidecar.verification.limits import WrongSecretLimiter
@@ -65,7 +65,7 @@ class Verified:
 class Verifier:
     def __init__(
         self,
-        store: RedisStore,
+        store: CredentialStore,
         pool: HashingPool,
         cache: CredentialCache[Verified],
         limiter: WrongSecretLimiter | None = None,
