@@ -56,7 +56,7 @@ def redis_client(
     failing at once when a flood has them all. A pooled connection the server
     closed is replaced on checkout, before a command is written to it; one
     that fails under a command is retried once, on ``ConnectionError`` only
-    (``store.py`` says why that is safe for every command Keystile sends).
+    (``sidecar/store/base.py`` says why that is safe for every command Keystile sends).
     """
     return aioredis.Redis.from_pool(_pool(url, timeout, max_connections, retries=1))
 
