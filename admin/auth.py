@@ -7,7 +7,7 @@ The admin listener uses the proxy's ``Verifier`` (sidecar/verification/runtime.p
 same checks, the same cache, the same wrong-secret limit and argon2 pool. A
 token revoked, expired, regenerated or belonging to a deactivated user is
 refused by the next admin call: this process's writes drop its cache entries
-before they answer (``RedisStore.after_commit``), other processes' writes
+before they answer (``StoreBase.after_commit``), other processes' writes
 arrive through pub/sub. Every refusal is the proxy's one ``InvalidToken``; every
 acceptance sets the token's ``last_used_at``, batched as the proxy's (verification.usage).
 A request that presents a credential is judged by it alone, never by a

@@ -36,6 +36,7 @@ from sidecar.records import User
 from sidecar.redaction import redact
 from sidecar.store import serverchecks
 from sidecar.store.durability import Durability, NotDurable
+from sidecar.store.management import AdminStore
 from sidecar.store.redis_store import RedisStore
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.issuing import Issued, issue_token
@@ -243,7 +244,7 @@ async def bootstrap(config: Config, username: str) -> Issued:
     async with open_store_url(config, own_embedded=False) as url:
         client = redis_client(url, config.redis.timeout)
         try:
-            store = RedisStore(client, Durability.from_config(config.redis))
+            store = AdminStore(client, Durability.from_config(config.redis))
             now = clock.now()
             user = User(username=username, created_at=clock.to_rfc3339(now))
             stored = await store.ensure_user(user, actor="bootstrap")

@@ -11,8 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from admin.errors import BadRequest, Conflicting, NotFound
-from sidecar.store.management import Missing
-from sidecar.store.redis_store import Conflict
+from sidecar.store.changes import Conflict, Missing
 
 
 @web.middleware

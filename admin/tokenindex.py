@@ -3,7 +3,7 @@
 Fetching 100,000 token hashes on every ``GET /tokens`` would take seconds, so
 each admin process keeps a ``Row`` per token, sorted by client_id, and
 catches up before answering: every change is in the audit stream (written in
-the same transaction as the change, see ``RedisStore.record``), so the index
+the same transaction as the change, see ``StoreBase.record``), so the index
 reads the entries after the last one it saw and re-reads only the tokens they
 name. When nothing changed (the generation counter did not move) that costs
 one round trip. If the last entry it saw is gone from the stream (a new or
@@ -45,7 +45,8 @@ from operator import attrgetter
 
 from admin.search import Row
 from sidecar.errors import StoreUnavailable
-from sidecar.store.management import ROWS_PER_CALL, AdminStore
+from sidecar.store.listing import ROWS_PER_CALL
+from sidecar.store.management import AdminStore
 
 log = logging.getLogger("keystile.admin.index")
 

@@ -19,7 +19,7 @@ from admin.views_shared import (
     token_view,
 )
 from sidecar import clock
-from sidecar.store.management import Missing
+from sidecar.store.changes import Missing
 
 routes = web.RouteTableDef()
 BASE = "/admin/v1/tokens"

@@ -42,7 +42,7 @@ from sidecar import clock, config, tokenformat
 from sidecar.ops import embedded
 from sidecar.records import Role, Token, User
 from sidecar.store import keys
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.issuing import issue_token
 
@@ -103,7 +103,7 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def seed(url: str, count: int) -> None:
-    """``count`` tokens over 1,000 users, written as ``RedisStore.create_token`` writes them."""
+    """``count`` tokens over 1,000 users, written as ``TokenStore.create_token`` writes them."""
     rng = random.Random(7)
     client = redis.Redis.from_url(url, decode_responses=True)
     now = clock.now()
@@ -160,7 +160,7 @@ async def timed(
 async def measure(url: str, count: int, repeat: int) -> dict[str, object]:
     cfg = config.parse({"hashing": CHEAP, "apis": APIS, "redis": {"url": url}}, {})
     client = aioredis.Redis.from_url(url, decode_responses=True)
-    store = RedisStore(client)
+    store = AdminStore(client)
     await store.ensure_user(User("root", created_at=clock.to_rfc3339(clock.now())), "bench")
     root = await issue_token(
         store, Argon2Hasher(cfg.hashing), "ks", user="root", actor="bench",

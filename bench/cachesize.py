@@ -21,7 +21,7 @@ import tracemalloc
 
 from sidecar import tokenformat
 from sidecar.records import Token, User
-from sidecar.store.redis_store import Credential
+from sidecar.store.protocol import Credential
 from sidecar.verification.cache import CredentialCache
 from sidecar.verification.verifier import Verified, remember
 

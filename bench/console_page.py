@@ -31,7 +31,7 @@ from admin.app import build_admin_app
 from bench.admin_search import APIS, CHEAP, _summary, free_port, seed, start_redis
 from sidecar import clock, config
 from sidecar.records import User
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.issuing import issue_token
 
@@ -62,7 +62,7 @@ async def view(session: aiohttp.ClientSession, base: str, query: str) -> float:
 async def measure(url: str, count: int, repeat: int) -> dict[str, object]:
     cfg = config.parse({"hashing": CHEAP, "apis": APIS, "redis": {"url": url}}, {})
     client = aioredis.Redis.from_url(url, decode_responses=True)
-    store = RedisStore(client)
+    store = AdminStore(client)
     await store.ensure_user(User("root", created_at=clock.to_rfc3339(clock.now())), "bench")
     root = await issue_token(
         store, Argon2Hasher(cfg.hashing), "ks", user="root", actor="bench",

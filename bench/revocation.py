@@ -13,7 +13,7 @@ never serves a stale entry.
 Revoking goes through the admin API (``POST /admin/v1/tokens/{id}/revoke``)
 when it answers; before it existed, the fallback was the store write the
 admin API makes: one MULTI/EXEC that marks the token revoked and publishes
-the invalidation event (``RedisStore.transaction`` + ``RedisStore.record``).
+the invalidation event (``StoreBase.transaction`` + ``StoreBase.record``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from redis.asyncio.client import Pipeline
 
 from sidecar import clock, tokenformat
 from sidecar.store import keys
-from sidecar.store.redis_store import Change, RedisStore
+from sidecar.store.changes import Change
+from sidecar.store.management import AdminStore
 
 GIVE_UP = 5.0
 
@@ -91,7 +92,7 @@ async def admin_revoker(
     return revoke
 
 
-def store_revoker(store: RedisStore) -> Revoke:
+def store_revoker(store: AdminStore) -> Revoke:
     """What the admin API does, straight on the store: one atomic write plus its event."""
 
     async def revoke(client_id: str) -> None:
@@ -129,7 +130,7 @@ async def measure(
         revoke = await admin_revoker(admin, admin_url, admin_token)
         via = "admin API"
         if revoke is None:
-            revoke, via = store_revoker(RedisStore(redis)), "store write (admin API not there yet)"
+            revoke, via = store_revoker(AdminStore(redis)), "store write (admin API not there yet)"
         latencies: list[list[float]] = [[] for _ in replica_urls]
         for token in tokens:
             await _warm(sessions, replica_urls, token)

@@ -1,7 +1,7 @@
 """Seeding many tokens straight into Redis, fast, in the product's real format.
 
 Records are built by ``sidecar.records`` and written under ``sidecar.store.keys``
-exactly as ``RedisStore.create_token`` writes them (token hash, issued set,
+exactly as ``TokenStore.create_token`` writes them (token hash, issued set,
 token index, the user's token set), but in pipelines of thousands and without
 history or events: a fresh benchmark store has no past to record and no cache
 to invalidate.

@@ -3,7 +3,10 @@
 A record is a frozen dataclass; ``to_fields``/``from_fields`` map it to the
 flat string hash Redis keeps (None is the empty string, maps are JSON).
 ``Token.public`` is the one JSON view of a token: it never carries a hash.
-Pure module.
+A token keeps its times as the RFC 3339 text it stores and shows (a
+malformed one is for ``check`` to report, not a record that cannot load);
+the moments its checks compare (``expires``, ``grace_ends``) are parsed once
+per record, not on every use. Pure module.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sidecar import clock
@@ -119,12 +123,22 @@ class Token:
             return "expired"
         return "active"
 
+    @cached_property
+    def expires(self) -> datetime:
+        """``expires_at`` as a moment, parsed on first use and kept (the record is frozen)."""
+        return clock.from_rfc3339(self.expires_at)
+
+    @cached_property
+    def grace_ends(self) -> datetime | None:
+        """``grace_until`` as a moment (None without a grace period), parsed once."""
+        return clock.from_rfc3339(self.grace_until) if self.grace_until else None
+
     def is_expired(self, now: datetime) -> bool:
-        return clock.from_rfc3339(self.expires_at) <= now
+        return self.expires <= now
 
     def grace_hash(self, now: datetime) -> str | None:
         """The previous secret's hash, while its grace period lasts."""
-        if self.previous_hash and self.grace_until and clock.from_rfc3339(self.grace_until) > now:
+        if self.previous_hash and self.grace_ends is not None and self.grace_ends > now:
             return self.previous_hash
         return None
 

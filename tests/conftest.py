@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.proxykit import Env, running
 from tests.support import RedisProcess
 
@@ -30,14 +30,14 @@ def redis_url(redis_server: RedisProcess) -> str:
 
 
 @pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RedisStore]:
+async def store(redis_url: str) -> AsyncIterator[AdminStore]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    yield RedisStore(client)
+    yield AdminStore(client)
     await client.aclose()
 
 
 @pytest.fixture
-async def env(redis_url: str, store: RedisStore) -> AsyncIterator[Env]:
+async def env(redis_url: str, store: AdminStore) -> AsyncIterator[Env]:
     """A proxy on loopback in front of a real upstream, with seeded tokens (tests/proxykit.py)."""
     async with running(redis_url, store) as started:
         yield started

@@ -15,7 +15,7 @@ from aiohttp import web
 from sidecar.config import Config
 from sidecar.proxy.app import build_proxy_app
 from sidecar.proxy.listeners import ProxyRunner
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.support import free_port, make_config, seed_token
 
 CHUNK = b"x" * 65536
@@ -195,7 +195,7 @@ class Tokens:
     full_secret: str
 
 
-async def seed(store: RedisStore, config: Config) -> Tokens:
+async def seed(store: AdminStore, config: Config) -> Tokens:
     full = await seed_token(store, config, access={"*": "full"})
     read = await seed_token(store, config, user="bob", access={"orders": "read"})
     return Tokens(full.bearer, read.bearer, full.token.client_id, full.client_secret)
@@ -217,7 +217,7 @@ class Env:
 
 @asynccontextmanager
 async def running(
-    redis_url: str, store: RedisStore, **sections: Mapping[str, Any]
+    redis_url: str, store: AdminStore, **sections: Mapping[str, Any]
 ) -> AsyncIterator[Env]:
     """A recording upstream and the proxy in front of it, with two seeded tokens."""
     upstream = Upstream()

@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import schemathesis
 
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.support import make_config, seed_token
 
 _numbers = itertools.count()
@@ -28,7 +28,7 @@ async def _mint(url: str) -> str:
     client = aioredis.Redis.from_url(url, decode_responses=True)
     try:
         user = f"fuzz-{os.getpid()}-{next(_numbers)}"
-        store = RedisStore(client)
+        store = AdminStore(client)
         issued = await seed_token(store, make_config(url), user=user, access={"admin": "full"})
         return issued.bearer
     finally:

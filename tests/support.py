@@ -15,7 +15,7 @@ import redis
 from sidecar import clock, config
 from sidecar.ops import embedded
 from sidecar.records import Role, User
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.issuing import Issued, issue_token
 
@@ -120,7 +120,7 @@ def make_config(
 
 
 async def seed_token(
-    store: RedisStore,
+    store: AdminStore,
     cfg: config.Config,
     *,
     user: str = "alice",
@@ -143,7 +143,7 @@ async def seed_token(
     )
 
 
-async def seed_role(store: RedisStore, name: str, access: Mapping[str, str]) -> Role:
+async def seed_role(store: AdminStore, name: str, access: Mapping[str, str]) -> Role:
     role = Role(name, f"{name} role", dict(access))
     await store.put_role(role, actor="test")
     return role

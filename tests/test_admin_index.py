@@ -22,7 +22,6 @@ from sidecar.proxy.app import build_proxy_app
 from sidecar.records import Token
 from sidecar.store import keys
 from sidecar.store.management import AdminStore
-from sidecar.store.redis_store import RedisStore
 from tests.adminkit import Harness, harness
 from tests.support import free_port, make_config, seed_token
 
@@ -143,8 +142,8 @@ async def test_a_proxied_request_is_answered_while_a_large_index_loads(redis_url
     api = {"name": "orders", "prefix": "/orders", "upstream": str(upstream_server.make_url("/"))}
     config = make_config(redis_url, [api])
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    used = await seed_token(RedisStore(client), config, user="alice", access={"orders": "read"})
-    root = await seed_token(RedisStore(client), config, user="root", access={"admin": "full"})
+    used = await seed_token(AdminStore(client), config, user="alice", access={"orders": "read"})
+    root = await seed_token(AdminStore(client), config, user="root", access={"admin": "full"})
     await client.aclose()
     await _seed_many(redis_url, 40_000, "alice")
     proxy = TestServer(build_proxy_app(config, redis_url), port=free_port())
@@ -191,7 +190,7 @@ async def _list_total(session: aiohttp.ClientSession, base: str, token: str) -> 
 
 
 async def test_loaded_rows_are_left_to_the_collector_and_still_follow_changes(
-    store: RedisStore,
+    store: AdminStore,
 ) -> None:
     """No garbage collection walks the loaded rows, and changes made later still show."""
     admin_store = AdminStore(store.redis)

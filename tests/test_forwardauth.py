@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.config import HeadersConfig
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from sidecar.verification.issuing import Issued
 from tests.frontkit import EchoServer, Front, Keystile, Reply, start_front
 from tests.processkit import write_config
@@ -110,7 +110,7 @@ class Stack:
 
 async def seed_tokens(redis_url: str) -> dict[str, Issued]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    store, config = RedisStore(client), make_config(redis_url)
+    store, config = AdminStore(client), make_config(redis_url)
     await seed_role(store, "auditor", {"orders": "full"})
     tokens = {
         "without role": await seed_token(store, config, access={"orders": "full"}),

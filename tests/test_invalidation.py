@@ -19,7 +19,8 @@ from sidecar import tokenformat
 from sidecar.proxy.app import build_proxy_app
 from sidecar.proxy.state import STORE, VERIFIER
 from sidecar.store import keys
-from sidecar.store.redis_store import Change, RedisStore
+from sidecar.store.changes import Change
+from sidecar.store.management import AdminStore
 from sidecar.verification.cache import CredentialCache
 from sidecar.verification.invalidation import Listener
 from sidecar.verification.issuing import Issued
@@ -72,7 +73,7 @@ def count_argon2(client: TestClient[Any, Any]) -> CountingHasher:
 
 
 async def test_revoke_on_one_replica_is_refused_by_both(
-    aiohttp_client: ClientFactory, redis_url: str, store: RedisStore
+    aiohttp_client: ClientFactory, redis_url: str, store: AdminStore
 ) -> None:
     """Revoked through replica A's store: A refuses at once, B as soon as the event arrives."""
     issued = await seed_token(store, make_config(), access={"orders": "read"})
@@ -88,7 +89,7 @@ async def test_revoke_on_one_replica_is_refused_by_both(
 
 
 async def test_revoke_lost_with_the_subscription_is_still_refused(
-    aiohttp_client: ClientFactory, redis_url: str, store: RedisStore
+    aiohttp_client: ClientFactory, redis_url: str, store: AdminStore
 ) -> None:
     """A revoke whose event is lost (pub/sub connection cut in the same step) is refused anyway."""
     issued = await seed_token(store, make_config(), access={"orders": "read"})
@@ -107,7 +108,7 @@ async def test_revoke_lost_with_the_subscription_is_still_refused(
 
 
 async def test_role_change_reaches_cached_tokens(
-    aiohttp_client: ClientFactory, redis_url: str, store: RedisStore
+    aiohttp_client: ClientFactory, redis_url: str, store: AdminStore
 ) -> None:
     """Raising a role's level changes what its cached tokens may do, on every replica."""
     await seed_role(store, "reader", {"orders": "read"})
@@ -121,7 +122,7 @@ async def test_role_change_reaches_cached_tokens(
 
 
 async def test_deactivated_user_is_refused_on_every_replica(
-    aiohttp_client: ClientFactory, redis_url: str, store: RedisStore
+    aiohttp_client: ClientFactory, redis_url: str, store: AdminStore
 ) -> None:
     """Deactivating a user stops their cached tokens."""
     issued = await seed_token(store, make_config(), access={"orders": "read"})
@@ -143,7 +144,7 @@ async def test_unreachable_store_ends_the_cache_lease(
 ) -> None:
     """With the store gone, even a cached token is refused with 503 (fail closed), not let in."""
     client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
-    issued = await seed_token(RedisStore(client), make_config(), access={"orders": "read"})
+    issued = await seed_token(AdminStore(client), make_config(), access={"orders": "read"})
     await client.aclose()
     b = await replica(aiohttp_client, private_redis.url)
     assert await status(b, issued) == 200
@@ -154,7 +155,7 @@ async def test_unreachable_store_ends_the_cache_lease(
 
 
 async def test_flood_of_bad_tokens_makes_no_argon2_call(
-    aiohttp_client: ClientFactory, redis_url: str, store: RedisStore
+    aiohttp_client: ClientFactory, redis_url: str, store: AdminStore
 ) -> None:
     """Bad checksums cost neither a store read nor argon2; an unknown id costs one store read."""
     issued = await seed_token(store, make_config())
@@ -232,7 +233,7 @@ def _quiet_listener_logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 async def test_revoke_through_this_process_admin_api_is_refused_before_it_answers(
-    aiohttp_client: ClientFactory, redis_url: str, store: RedisStore
+    aiohttp_client: ClientFactory, redis_url: str, store: AdminStore
 ) -> None:
     """With pub/sub silenced, the admin write alone drops the entry of its own process's proxy."""
     config = make_config(redis_url, APIS)

@@ -1,4 +1,4 @@
-"""The admin writes of the store (sidecar/store/management.py) against a real Redis."""
+"""The admin writes of the store (sidecar/store/tokens.py, people.py) against a real Redis."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.store import keys
-from sidecar.store.management import AdminStore, Missing
-from sidecar.store.redis_store import Conflict
+from sidecar.store.changes import Conflict, Missing
+from sidecar.store.management import AdminStore
 from tests.support import make_config, seed_role, seed_token
 
 

@@ -14,7 +14,6 @@ from sidecar.errors import InvalidToken, TooManyAttempts
 from sidecar.proxy.app import build_proxy_app
 from sidecar.proxy.errorbodies import error_response
 from sidecar.store.management import AdminStore
-from sidecar.store.redis_store import RedisStore
 from tests.support import make_config, seed_token
 from tests.verifysupport import CHEAP, CountingHasher, make_verifier, presented, wrong
 
@@ -22,7 +21,7 @@ ATTACKER = "203.0.113.7"
 HOLDER = "198.51.100.20"
 
 
-async def test_too_many_wrong_secrets_from_one_address_get_429(store: RedisStore) -> None:
+async def test_too_many_wrong_secrets_from_one_address_get_429(store: AdminStore) -> None:
     """Past the per-minute number, wrong secrets from one address get 429 with Retry-After."""
     issued = await seed_token(store, make_config())
     verifier = make_verifier(store, CountingHasher(CHEAP), wrong_secrets_per_minute=3)
@@ -38,7 +37,7 @@ async def test_too_many_wrong_secrets_from_one_address_get_429(store: RedisStore
     verifier.pool.close()
 
 
-async def test_blocked_address_costs_no_argon2(store: RedisStore) -> None:
+async def test_blocked_address_costs_no_argon2(store: AdminStore) -> None:
     """Once a pair is over the limit its attempts are refused before argon2 runs."""
     issued = await seed_token(store, make_config())
     hasher = CountingHasher(CHEAP)
@@ -56,7 +55,7 @@ async def test_blocked_address_costs_no_argon2(store: RedisStore) -> None:
     verifier.pool.close()
 
 
-async def test_real_holder_from_another_address_is_not_locked_out(store: RedisStore) -> None:
+async def test_real_holder_from_another_address_is_not_locked_out(store: AdminStore) -> None:
     """A flood from one address leaves the holder's right secret, and wrong ones, from another."""
     issued = await seed_token(store, make_config())
     verifier = make_verifier(store, CountingHasher(CHEAP), wrong_secrets_per_minute=2)
@@ -71,7 +70,7 @@ async def test_real_holder_from_another_address_is_not_locked_out(store: RedisSt
     verifier.pool.close()
 
 
-async def test_count_is_shared_by_every_process(store: RedisStore) -> None:
+async def test_count_is_shared_by_every_process(store: AdminStore) -> None:
     """Two replicas on one store add to one count: the limit does not multiply with workers."""
     issued = await seed_token(store, make_config())
     first = make_verifier(store, CountingHasher(CHEAP), wrong_secrets_per_minute=3)
@@ -100,7 +99,7 @@ def test_429_answer_carries_retry_after_and_json() -> None:
 
 
 async def test_proxy_answers_429_to_the_flooding_address_only(
-    aiohttp_client: Any, redis_url: str, store: RedisStore
+    aiohttp_client: Any, redis_url: str, store: AdminStore
 ) -> None:
     """Through the proxy: the flooding address gets 429 with Retry-After, another gets in."""
     config = make_config(
@@ -131,7 +130,7 @@ async def test_proxy_answers_429_to_the_flooding_address_only(
 
 
 async def test_guessed_credentials_wait_and_revoked_ones_do_not(
-    aiohttp_client: Any, redis_url: str, store: RedisStore
+    aiohttp_client: Any, redis_url: str, store: AdminStore
 ) -> None:
     """The tarpit: a forged or unknown credential gets its 401 after the configured delay;
     a real but revoked token gets its 401 at once (revocation is timed to that answer)."""
@@ -158,7 +157,7 @@ async def test_guessed_credentials_wait_and_revoked_ones_do_not(
 
 
 async def test_admin_api_holds_guesses_too(
-    aiohttp_client: Any, redis_url: str, store: RedisStore
+    aiohttp_client: Any, redis_url: str, store: AdminStore
 ) -> None:
     """The admin listener applies the same tarpit: an unknown token waits for its 401."""
     config = make_config(redis_url, limits={"refusal_delay_seconds": 2})

@@ -17,7 +17,7 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from sidecar.config import ListenerConfig
 from sidecar.proxy.listeners import Occupancy, QuietServer, VersionNotSupported
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.processkit import serving, write_config
 from tests.proxykit import Env, body_of, raw_exchange, running, status_of
 
@@ -96,14 +96,14 @@ async def dribble(port: int, head: bytes, interval: float, seconds: float) -> tu
 
 
 @asynccontextmanager
-async def proxy_with(redis_url: str, store: RedisStore, **keys: float) -> AsyncIterator[Env]:
+async def proxy_with(redis_url: str, store: AdminStore, **keys: float) -> AsyncIterator[Env]:
     """The proxy of tests/proxykit.py with these ``[proxy]`` keys."""
     async with running(redis_url, store, proxy=keys) as env:
         yield env
 
 
 @pytest.fixture
-async def env_idle(redis_url: str, store: RedisStore) -> AsyncIterator[Env]:
+async def env_idle(redis_url: str, store: AdminStore) -> AsyncIterator[Env]:
     """The proxy with idle_timeout 0.5 s and a roomy header_timeout."""
     async with proxy_with(redis_url, store, idle_timeout=0.5, header_timeout=5) as env:
         yield env
@@ -113,7 +113,7 @@ async def env_idle(redis_url: str, store: RedisStore) -> AsyncIterator[Env]:
 
 
 async def test_a_connection_that_sends_nothing_is_closed_after_idle_timeout(
-    redis_url: str, store: RedisStore
+    redis_url: str, store: AdminStore
 ) -> None:
     """A client that connects and sends nothing is closed, silently, after idle_timeout."""
     async with proxy_with(redis_url, store, idle_timeout=0.3, header_timeout=30) as env:
@@ -124,7 +124,7 @@ async def test_a_connection_that_sends_nothing_is_closed_after_idle_timeout(
 
 
 async def test_slowloris_is_closed_after_header_timeout_though_bytes_keep_coming(
-    redis_url: str, store: RedisStore
+    redis_url: str, store: AdminStore
 ) -> None:
     """A head sent one byte at a time gets 408 after header_timeout and is never forwarded;
     one that arrives in pieces in time is served."""
@@ -160,7 +160,7 @@ async def test_keep_alive_connection_serves_then_closes_after_idle_timeout(env_i
 
 
 async def test_past_max_connections_a_new_connection_is_closed_at_once(
-    redis_url: str, store: RedisStore
+    redis_url: str, store: AdminStore
 ) -> None:
     """With max_connections held, one more is closed at once; once one ends, requests work."""
     async with proxy_with(redis_url, store, max_connections=2) as env:

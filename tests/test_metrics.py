@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.ops.logs import JsonFormatter
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.proxykit import Env, running
 from tests.support import RedisProcess
 
@@ -79,7 +79,7 @@ async def test_metrics_count_requests_auth_outcomes_and_upstream(env: Env) -> No
 async def test_metrics_count_store_errors(private_redis: RedisProcess) -> None:
     """A credential check that cannot reach the store is counted as a store error."""
     client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
-    async with running(private_redis.url, RedisStore(client)) as env:
+    async with running(private_redis.url, AdminStore(client)) as env:
         private_redis.stop()
         async with aiohttp.ClientSession() as http:
             await (await http.get(f"{env.url}/orders/1", headers=env.bearer())).read()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.proxykit import Env, running
 from tests.support import RedisProcess, basic
 
@@ -191,7 +191,7 @@ async def test_store_down_is_503_and_nothing_passes(
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
-    async with running(private_redis.url, RedisStore(client)) as env:
+    async with running(private_redis.url, AdminStore(client)) as env:
         private_redis.stop()
         async with (
             aiohttp.ClientSession() as http,
@@ -298,7 +298,7 @@ async def test_head_204_304_carry_no_body(env: Env, http: aiohttp.ClientSession)
 
 
 async def test_declared_body_over_limit_is_413_before_upstream(
-    redis_url: str, store: RedisStore
+    redis_url: str, store: AdminStore
 ) -> None:
     """A Content-Length over proxy.max_body_bytes is refused without contacting the upstream."""
     async with running(redis_url, store, proxy={"max_body_bytes": 1024}) as env:
@@ -310,7 +310,7 @@ async def test_declared_body_over_limit_is_413_before_upstream(
         assert env.upstream.seen == []
 
 
-async def test_chunked_body_over_limit_is_413(redis_url: str, store: RedisStore) -> None:
+async def test_chunked_body_over_limit_is_413(redis_url: str, store: AdminStore) -> None:
     """A chunked upload that grows past the limit is cut and answered 413."""
 
     async def chunks() -> AsyncIterator[bytes]:

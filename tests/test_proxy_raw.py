@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.proxykit import Env, body_of, raw_exchange, status_of
 from tests.support import basic
 
@@ -274,7 +274,7 @@ async def test_head_answer_has_no_body_bytes(env: Env) -> None:
     assert rest == b""
 
 
-async def test_basic_credential_splits_at_first_colon(env: Env, store: RedisStore) -> None:
+async def test_basic_credential_splits_at_first_colon(env: Env, store: AdminStore) -> None:
     """Basic ``id:secret`` where the decoded text has extra colons fails as a wrong secret."""
     value = basic(f"{env.tokens.full_id}:{env.tokens.full_secret}:x")
     sent = (

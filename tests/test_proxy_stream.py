@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.processkit import wait_ready, write_config
 from tests.proxykit import CHUNK, Upstream, raw_exchange
 from tests.support import make_config, seed_token
@@ -97,7 +97,7 @@ async def upload_body() -> AsyncIterator[bytes]:
 
 @pytest.mark.slow
 async def test_64_mib_up_and_down_with_flat_memory(
-    serve: Serve, upstream: Upstream, store: RedisStore
+    serve: Serve, upstream: Upstream, store: AdminStore
 ) -> None:
     """A 64 MiB upload and a 64 MiB download stream through; the proxy's peak RSS stays flat."""
     url = serve.url

@@ -9,13 +9,13 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from sidecar import clock
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from sidecar.verification.usage import UsageRecorder
 from tests.proxykit import running
 from tests.support import Clock, make_config, seed_token
 
 
-async def test_proxied_request_sets_last_used_at(redis_url: str, store: RedisStore) -> None:
+async def test_proxied_request_sets_last_used_at(redis_url: str, store: AdminStore) -> None:
     """A token used through the proxy gets last_used_at within the interval plus a flush."""
     async with running(redis_url, store) as env:
         before = await store.get_token(env.tokens.full_id)
@@ -31,7 +31,7 @@ async def test_proxied_request_sets_last_used_at(redis_url: str, store: RedisSto
     assert clock.from_rfc3339(token.last_used_at) <= clock.now()
 
 
-async def test_many_uses_in_one_interval_are_one_write(store: RedisStore) -> None:
+async def test_many_uses_in_one_interval_are_one_write(store: AdminStore) -> None:
     """A hundred uses within the interval queue one write; a use after it queues another."""
     cfg = make_config()
     issued = await seed_token(store, cfg)
@@ -50,10 +50,10 @@ async def test_many_uses_in_one_interval_are_one_write(store: RedisStore) -> Non
     assert token is not None and token.last_used_at is not None
 
 
-async def test_batch_survives_a_store_outage(redis_url: str, store: RedisStore) -> None:
+async def test_batch_survives_a_store_outage(redis_url: str, store: AdminStore) -> None:
     """A flush while the store does not answer keeps the batch and writes it later."""
     impatient = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=0.2)
-    recorder = UsageRecorder(RedisStore(impatient), interval=60)
+    recorder = UsageRecorder(AdminStore(impatient), interval=60)
     issued = await seed_token(store, make_config())
     recorder.note(issued.token.client_id)
     await store.redis.execute_command("CLIENT", "PAUSE", "600", "ALL")
@@ -66,7 +66,7 @@ async def test_batch_survives_a_store_outage(redis_url: str, store: RedisStore) 
     assert token is not None and token.last_used_at is not None
 
 
-async def test_deleted_token_is_not_resurrected(store: RedisStore) -> None:
+async def test_deleted_token_is_not_resurrected(store: AdminStore) -> None:
     """Touching a token deleted meanwhile writes nothing."""
     recorder = UsageRecorder(store, interval=60)
     recorder.note("A" * 22)

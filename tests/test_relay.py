@@ -18,7 +18,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from sidecar.proxy.http1client import UnsafeHeader, request_head
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from tests.proxykit import Proxy, raw_exchange, start_proxy
 from tests.support import make_config, seed_token
 
@@ -133,7 +133,7 @@ class Relay:
 
 
 @pytest.fixture
-async def relay(redis_url: str, store: RedisStore) -> AsyncIterator[Relay]:
+async def relay(redis_url: str, store: AdminStore) -> AsyncIterator[Relay]:
     upstream = ScriptedUpstream()
     await upstream.start()
     apis = [{"name": "up", "prefix": "/up", "upstream": upstream.url, "timeout": 2}]

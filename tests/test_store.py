@@ -15,7 +15,8 @@ from sidecar import clock
 from sidecar.errors import StoreUnavailable
 from sidecar.records import Token, User
 from sidecar.store import keys
-from sidecar.store.redis_store import Conflict, RedisStore
+from sidecar.store.changes import Conflict
+from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.issuing import issue_token
 from sidecar.verification.runtime import redis_client
@@ -34,7 +35,7 @@ def _draft(client_id: str, user: str = "alice", role: str | None = None) -> Toke
     )
 
 
-async def test_usernames_are_case_insensitive(store: RedisStore) -> None:
+async def test_usernames_are_case_insensitive(store: AdminStore) -> None:
     """Creating 'ALICE' after 'alice' returns the existing user instead of a second one."""
     await store.ensure_user(User("alice", created_at="2026-01-01T00:00:00Z"), actor="t")
     again = await store.ensure_user(User("ALICE", created_at="2026-01-02T00:00:00Z"), actor="t")
@@ -42,7 +43,7 @@ async def test_usernames_are_case_insensitive(store: RedisStore) -> None:
     assert await store.redis.zcard(keys.USERS) == 1
 
 
-async def test_token_for_unknown_user_is_refused_and_writes_nothing(store: RedisStore) -> None:
+async def test_token_for_unknown_user_is_refused_and_writes_nothing(store: AdminStore) -> None:
     """A token for a user that does not exist is a conflict naming 'user', and no key appears."""
     with pytest.raises(Conflict) as caught:
         await store.create_token(_draft("a" * 22, user="ghost"), actor="t")
@@ -50,7 +51,7 @@ async def test_token_for_unknown_user_is_refused_and_writes_nothing(store: Redis
     assert await store.redis.dbsize() == 0
 
 
-async def test_token_with_unknown_role_is_refused(store: RedisStore) -> None:
+async def test_token_with_unknown_role_is_refused(store: AdminStore) -> None:
     """A token naming a role that does not exist is a conflict naming 'role'."""
     await store.ensure_user(User("alice", created_at="2026-01-01T00:00:00Z"), actor="t")
     with pytest.raises(Conflict) as caught:
@@ -59,7 +60,7 @@ async def test_token_with_unknown_role_is_refused(store: RedisStore) -> None:
     assert await store.get_token("b" * 22) is None
 
 
-async def test_client_id_is_never_issued_twice_even_after_deletion(store: RedisStore) -> None:
+async def test_client_id_is_never_issued_twice_even_after_deletion(store: AdminStore) -> None:
     """Once issued, a client_id stays taken after its token's key is gone."""
     await store.ensure_user(User("alice", created_at="2026-01-01T00:00:00Z"), actor="t")
     await store.create_token(_draft("c" * 22), actor="t")
@@ -69,7 +70,7 @@ async def test_client_id_is_never_issued_twice_even_after_deletion(store: RedisS
     assert caught.value.field == "client_id"
 
 
-async def test_created_token_is_indexed_recorded_and_announced(store: RedisStore) -> None:
+async def test_created_token_is_indexed_recorded_and_announced(store: AdminStore) -> None:
     """Creation lands the record, its indexes, a history entry, an audit entry and an event."""
     cfg = make_config()
     await seed_role(store, "reader", {"*": "read"})
@@ -87,7 +88,7 @@ async def test_created_token_is_indexed_recorded_and_announced(store: RedisStore
     assert await store.generation() > generation
 
 
-async def test_no_secret_or_hash_reaches_history_or_audit(store: RedisStore) -> None:
+async def test_no_secret_or_hash_reaches_history_or_audit(store: AdminStore) -> None:
     """History and audit entries never carry the secret or its hash."""
     issued = await seed_token(store, make_config())
     history = await store.redis.lrange(keys.token_history(issued.token.client_id), 0, -1)
@@ -98,7 +99,7 @@ async def test_no_secret_or_hash_reaches_history_or_audit(store: RedisStore) -> 
     assert "argon2" not in text
 
 
-async def test_credential_loads_with_user_and_role(store: RedisStore) -> None:
+async def test_credential_loads_with_user_and_role(store: AdminStore) -> None:
     """load_credential returns the token with its user and its role in one call."""
     cfg = make_config()
     await seed_role(store, "ops", {"orders": "full"})
@@ -109,7 +110,7 @@ async def test_credential_loads_with_user_and_role(store: RedisStore) -> None:
     assert credential.role is not None and credential.role.access == {"orders": "full"}
 
 
-async def test_last_used_is_touched_in_a_batch_but_never_resurrects(store: RedisStore) -> None:
+async def test_last_used_is_touched_in_a_batch_but_never_resurrects(store: AdminStore) -> None:
     """touch_last_used updates live tokens and leaves no stub behind for a deleted one."""
     issued = await seed_token(store, make_config())
     client_id = issued.token.client_id
@@ -125,7 +126,7 @@ async def test_last_used_is_touched_in_a_batch_but_never_resurrects(store: Redis
 async def test_unreachable_store_is_store_unavailable(private_redis: RedisProcess) -> None:
     """With the server stopped, reads fail as StoreUnavailable (a 503), not a redis-py error."""
     client = aioredis.Redis.from_url(private_redis.url, decode_responses=True, socket_timeout=1)
-    store = RedisStore(client)
+    store = AdminStore(client)
     await store.ping()
     private_redis.stop()
     with pytest.raises(StoreUnavailable):
@@ -177,7 +178,7 @@ class ExecAnswerCut:
 
 
 async def test_a_token_create_whose_answer_was_lost_is_not_made_twice(
-    store: RedisStore, redis_server: RedisProcess
+    store: AdminStore, redis_server: RedisProcess
 ) -> None:
     """An issue whose EXEC applied but whose answer was cut is a 503, and exactly one token."""
     config = make_config()
@@ -186,7 +187,7 @@ async def test_a_token_create_whose_answer_was_lost_is_not_made_twice(
         client = redis_client(relay.url, 2.0)
         with pytest.raises(StoreUnavailable):
             await issue_token(
-                RedisStore(client),
+                AdminStore(client),
                 Argon2Hasher(config.hashing),
                 "ks",
                 user="alice",

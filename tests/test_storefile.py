@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.records import Token
+from sidecar.store.changes import Conflict
 from sidecar.store.exportfile import FileProblem, export_lines, to_snapshot
 from sidecar.store.invariants import Snapshot, find_problems
 from sidecar.store.management import AdminStore
-from sidecar.store.redis_store import Conflict
 from sidecar.store.snapshot import read_snapshot
 from sidecar.store.wholestore import NotEmpty, load
 from tests.storekit import admin_store, lived_in

@@ -14,7 +14,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from sidecar import tokenformat
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from sidecar.verification.issuing import Issued
 from tests.processkit import serving, write_config
 from tests.proxykit import Upstream
@@ -50,7 +50,7 @@ async def keystile(
 async def seeded(redis_url: str, count: int) -> list[Issued]:
     """``count`` tokens with full access, written straight to the store."""
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    store, config = RedisStore(client), make_config(redis_url)
+    store, config = AdminStore(client), make_config(redis_url)
     issued = [await seed_token(store, config, access={"*": "full"}) for _ in range(count)]
     await client.aclose()
     return issued

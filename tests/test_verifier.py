@@ -14,7 +14,7 @@ from sidecar import clock
 from sidecar.config import HashingConfig
 from sidecar.errors import InvalidToken, Overloaded, StoreUnavailable
 from sidecar.store import keys
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.management import AdminStore
 from sidecar.verification import invalidation
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.verifier import Verifier
@@ -35,7 +35,7 @@ async def hasher() -> CountingHasher:
 
 
 @pytest.fixture
-async def verifier(store: RedisStore, hasher: CountingHasher) -> AsyncIterator[Verifier]:
+async def verifier(store: AdminStore, hasher: CountingHasher) -> AsyncIterator[Verifier]:
     verifier = make_verifier(store, hasher)
     yield verifier
     await verifier.close()
@@ -43,7 +43,7 @@ async def verifier(store: RedisStore, hasher: CountingHasher) -> AsyncIterator[V
 
 
 async def test_valid_credential_is_verified_once_then_cached(
-    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+    store: AdminStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
     """The first use runs argon2; later uses of the same credential are answered from the cache."""
     issued = await seed_token(store, make_config(), access={"orders": "read"})
@@ -59,7 +59,7 @@ async def test_valid_credential_is_verified_once_then_cached(
 
 
 async def test_cache_hit_answers_the_whole_identity(
-    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+    store: AdminStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
     """A hit gives the user, role, both access maps and expiry the store gave the first time."""
     await seed_role(store, "reader", {"billing": "read"})
@@ -80,7 +80,7 @@ async def test_cache_hit_answers_the_whole_identity(
 
 
 async def test_entries_of_one_user_share_its_name_role_and_access_maps(
-    store: RedisStore, verifier: Verifier
+    store: AdminStore, verifier: Verifier
 ) -> None:
     """Tokens with the same user, role and access hold one copy of each between their entries."""
     await seed_role(store, "reader", {"billing": "read"})
@@ -102,7 +102,7 @@ async def test_entries_of_one_user_share_its_name_role_and_access_maps(
 async def test_cache_hit_needs_no_store(private_redis: RedisProcess) -> None:
     """A cached credential is accepted with the store down; any other one fails closed (503)."""
     client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
-    store = RedisStore(client)
+    store = AdminStore(client)
     issued = await seed_token(store, make_config())
     verifier = make_verifier(store, CountingHasher(CHEAP))
     await verifier.verify(presented(issued.token.client_id, issued.client_secret))
@@ -118,7 +118,7 @@ async def test_cache_hit_needs_no_store(private_redis: RedisProcess) -> None:
 
 
 async def test_concurrent_requests_with_one_credential_share_one_verification(
-    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+    store: AdminStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
     """Twenty simultaneous requests with one uncached credential cost one argon2 run."""
     issued = await seed_token(store, make_config())
@@ -131,7 +131,7 @@ async def test_concurrent_requests_with_one_credential_share_one_verification(
 
 
 async def test_concurrent_wrong_secrets_share_one_refusal(
-    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+    store: AdminStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
     """Simultaneous requests with the same wrong secret all get 401 from one argon2 run."""
     issued = await seed_token(store, make_config())
@@ -146,7 +146,7 @@ async def test_concurrent_wrong_secrets_share_one_refusal(
 
 
 async def test_unknown_client_id_flood_costs_one_store_read_and_no_argon2(
-    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+    store: AdminStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
     """Repeating an unknown client_id is refused from memory: one store read, no argon2."""
     await store.redis.config_resetstat()
@@ -161,7 +161,7 @@ async def test_unknown_client_id_flood_costs_one_store_read_and_no_argon2(
 
 
 async def test_unknown_id_is_accepted_once_created(
-    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+    store: AdminStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
     """An id remembered as unknown works as soon as a token with that id is created."""
     store.after_commit.append(invalidation.local_hook(verifier.cache))
@@ -179,7 +179,7 @@ async def test_unknown_id_is_accepted_once_created(
 
 
 async def test_revoked_token_is_refused_without_argon2(
-    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+    store: AdminStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
     """A revoked token with its right secret is refused, and the refusal costs no argon2."""
     issued = await seed_token(store, make_config())
@@ -192,7 +192,7 @@ async def test_revoked_token_is_refused_without_argon2(
     assert hasher.verifies == 0
 
 
-async def test_fill_racing_a_revoke_does_not_cache_the_token(store: RedisStore) -> None:
+async def test_fill_racing_a_revoke_does_not_cache_the_token(store: AdminStore) -> None:
     """A verification that read the token just before a revoke answers, but caches nothing."""
     issued = await seed_token(store, make_config())
     gate = threading.Event()
@@ -212,7 +212,7 @@ async def test_fill_racing_a_revoke_does_not_cache_the_token(store: RedisStore) 
     verifier.pool.close()
 
 
-async def test_full_hashing_queue_answers_503_at_once(store: RedisStore) -> None:
+async def test_full_hashing_queue_answers_503_at_once(store: AdminStore) -> None:
     """When every argon2 thread and queue slot is taken, a new verification is a fast 503."""
     first = await seed_token(store, make_config())
     second = await seed_token(store, make_config(), user="bob")
@@ -233,7 +233,7 @@ async def test_full_hashing_queue_answers_503_at_once(store: RedisStore) -> None
     verifier.pool.close()
 
 
-async def test_hash_made_with_old_parameters_is_upgraded(store: RedisStore) -> None:
+async def test_hash_made_with_old_parameters_is_upgraded(store: AdminStore) -> None:
     """After a successful verify, a hash with other argon2 parameters is replaced by a new one."""
     issued = await seed_token(store, make_config())  # m=8 KiB, t=1
     stronger = HashingConfig(memory_kib=16, time_cost=2, parallelism=1)
@@ -250,7 +250,7 @@ async def test_hash_made_with_old_parameters_is_upgraded(store: RedisStore) -> N
 
 
 async def test_cached_token_is_refused_once_it_expires(
-    store: RedisStore, verifier: Verifier
+    store: AdminStore, verifier: Verifier
 ) -> None:
     """A cached verification never outlives the token's expiry."""
     issued = await seed_token(store, make_config())
@@ -267,7 +267,7 @@ async def test_cached_token_is_refused_once_it_expires(
 
 
 async def test_request_that_leaves_does_not_cancel_the_shared_verification(
-    store: RedisStore,
+    store: AdminStore,
 ) -> None:
     """A client that goes away mid-verification leaves the others' shared answer intact."""
     issued = await seed_token(store, make_config())
@@ -289,7 +289,7 @@ async def test_request_that_leaves_does_not_cancel_the_shared_verification(
 
 
 async def test_concurrent_guesses_for_one_unknown_id_cost_one_store_read(
-    store: RedisStore, verifier: Verifier, hasher: CountingHasher
+    store: AdminStore, verifier: Verifier, hasher: CountingHasher
 ) -> None:
     """Twenty simultaneous secrets for one unknown client_id: one store read, all refused."""
     await store.redis.config_resetstat()

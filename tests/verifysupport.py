@@ -11,7 +11,8 @@ from redis.asyncio.client import Pipeline
 from sidecar.config import HashingConfig
 from sidecar.credentials import Presented
 from sidecar.store import keys
-from sidecar.store.redis_store import Change, RedisStore
+from sidecar.store.changes import Change
+from sidecar.store.management import AdminStore
 from sidecar.verification.cache import CredentialCache
 from sidecar.verification.hashing import Argon2Hasher, HashingPool
 from sidecar.verification.limits import WrongSecretLimiter
@@ -52,7 +53,7 @@ class CountingHasher(Argon2Hasher):
 
 
 def make_verifier(
-    store: RedisStore,
+    store: AdminStore,
     hasher: CountingHasher,
     *,
     threads: int = 2,
@@ -66,7 +67,7 @@ def make_verifier(
     return Verifier(store, HashingPool(hasher, threads, queue_size), cache, limiter, ttl=300.0)
 
 
-async def revoke(store: RedisStore, client_id: str, actor: str = "test") -> None:
+async def revoke(store: AdminStore, client_id: str, actor: str = "test") -> None:
     """Revoke a token the way the admin API does: one transaction with its recorded change."""
 
     async def body(pipe: Pipeline) -> None:
@@ -78,7 +79,7 @@ async def revoke(store: RedisStore, client_id: str, actor: str = "test") -> None
     await store.transaction([keys.token(client_id)], body)
 
 
-async def hgetall_calls(store: RedisStore) -> int:
+async def hgetall_calls(store: AdminStore) -> int:
     """How many HGETALL (token, user and role reads) the server has run."""
     stats: dict[str, Any] = await store.redis.info("commandstats")
     return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))

@@ -23,7 +23,7 @@ from admin.console.sessions import Session, SessionStore
 from admin.errors import CsrfRefused
 from sidecar import clock
 from sidecar.errors import InvalidToken, KeystileError, MissingCredential
-from sidecar.store.redis_store import Credential, RedisStore
+from sidecar.store.protocol import Credential, CredentialStore
 from sidecar.verification.verifier import Verified, check_standing, verified_identity
 
 COOKIE = "keystile_console"
@@ -42,7 +42,7 @@ def caller_of(verified: Verified) -> Caller:
 
 
 class ConsoleAuth:
-    def __init__(self, sessions: SessionStore, store: RedisStore) -> None:
+    def __init__(self, sessions: SessionStore, store: CredentialStore) -> None:
         self.sessions = sessions
         self.store = store
 

@@ -4,7 +4,7 @@ Both are one MULTI/EXEC, WATCHing the generation counter from before the
 store is read until the writes are sent: a change Keystile makes meanwhile
 bumps the counter, the transaction applies nothing, and the work starts over
 from a fresh read. So a repair is never computed from a stale picture, and an
-import lands whole or not at all. EXEC is sent once (``store._executed``): a
+import lands whole or not at all. EXEC is sent once (``base.executed``): a
 connection lost under it leaves the outcome unknown, a ``StoreUnavailable``.
 
 Both end by bumping the generation and publishing an event of kind
@@ -26,8 +26,8 @@ from redis.exceptions import RedisError, WatchError
 
 from sidecar.errors import StoreUnavailable
 from sidecar.store import keys
+from sidecar.store.base import RECORD_SCRIPT, executed, hset_mapping
 from sidecar.store.invariants import Problem, Snapshot, find_problems
-from sidecar.store.redis_store import _RECORD_SCRIPT, _encodable, _executed
 from sidecar.store.snapshot import ATTEMPTS, StoreBusy, read_snapshot
 
 #: Keys whose change means the store is no longer empty (with the generation).
@@ -55,7 +55,7 @@ async def repair(redis: aioredis.Redis) -> tuple[list[Problem], list[Problem]]:
                         for command in problem.repair:
                             pipe.execute_command(*command)
                     _announce(pipe)
-                    if not await _executed(pipe):
+                    if not await executed(pipe):
                         continue
                 return fixable, [problem for problem in problems if not problem.repair]
         except WatchError:
@@ -77,7 +77,7 @@ async def load(redis: aioredis.Redis, snapshot: Snapshot) -> None:
             _queue_snapshot(pipe, snapshot)
             pipe.set(keys.GENERATION, snapshot.generation or "0")
             _announce(pipe)
-            if not await _executed(pipe):
+            if not await executed(pipe):
                 raise StoreBusy(BUSY)
     except WatchError:  # the connection failed while the store was read: nothing written
         raise StoreBusy(BUSY) from None
@@ -104,7 +104,7 @@ def _queue_snapshot(pipe: Pipeline, snapshot: Snapshot) -> None:
         (keys.token, snapshot.tokens),
     ):
         for name, fields in records.items():
-            pipe.hset(family(name), mapping=_encodable(fields))
+            pipe.hset(family(name), mapping=hset_mapping(fields))
     _queue_sets(pipe, keys.user_tokens, snapshot.user_tokens)
     _queue_sets(pipe, keys.role_tokens, snapshot.role_tokens)
     for cid, entries in snapshot.histories.items():
@@ -127,7 +127,7 @@ def _queue_sets(pipe: Pipeline, family: Callable[[str], str], sets: dict[str, se
 
 def _announce(pipe: Pipeline) -> None:
     # Kind "store" is one no cache knows: each listener drops everything it holds.
-    pipe.eval(_RECORD_SCRIPT, 1, keys.GENERATION, keys.EVENTS, "store", "")
+    pipe.eval(RECORD_SCRIPT, 1, keys.GENERATION, keys.EVENTS, "store", "")
 
 
 def _loose(mapping: Mapping[str, Any]) -> Any:

@@ -1,7 +1,7 @@
 """Keeping a process's credential cache true to the store: events, gap checks, lease.
 
 Every change in the store bumps a generation counter and publishes an event
-carrying the new value, in one step (``RedisStore.record``). The listener
+carrying the new value, in one step (``StoreBase.record``). The listener
 applies each event to the cache (drop the token's, the user's or the role's
 entries). Pub/sub loses what is published while a subscriber is away, and
 redis-py resubscribes silently, so the listener trusts nothing it cannot check:
@@ -40,8 +40,8 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from sidecar.store import keys
+from sidecar.store.changes import Change
 from sidecar.store.epoch import EpochWatch
-from sidecar.store.redis_store import Change
 from sidecar.verification.cache import CredentialCache
 
 log = logging.getLogger("keystile.invalidation")
@@ -65,7 +65,7 @@ def apply(cache: CredentialCache[Any], kind: str, target: str) -> None:
 
 
 def local_hook(cache: CredentialCache[Any]) -> Callable[[Sequence[Change]], None]:
-    """A ``RedisStore.after_commit`` hook: this process's writes reach its cache at once."""
+    """A ``StoreBase.after_commit`` hook: this process's writes reach its cache at once."""
 
     def committed(changes: Sequence[Change]) -> None:
         for change in changes:

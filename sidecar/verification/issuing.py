@@ -13,7 +13,8 @@ from datetime import datetime
 
 from sidecar import clock, tokenformat
 from sidecar.records import Token
-from sidecar.store.redis_store import Conflict, RedisStore
+from sidecar.store.changes import Conflict
+from sidecar.store.tokens import TokenStore
 from sidecar.verification.hashing import Hasher
 
 
@@ -33,7 +34,7 @@ async def hash_secret(hasher: Hasher, secret: str) -> str:
 
 
 async def issue_token(
-    store: RedisStore,
+    store: TokenStore,
     hasher: Hasher,
     prefix: str,
     *,

@@ -4,7 +4,7 @@ The proxy and the admin listeners of one ``keystile serve`` process share one
 ``Verification`` (``serve`` puts it under ``SHARED`` in both apps), so they
 share one cache and one invalidation listener, and a write made through the
 admin API drops this process's cache entries before the admin call returns
-(``RedisStore.after_commit``), while other processes hear of it through
+(``StoreBase.after_commit``), while other processes hear of it through
 pub/sub. An app built alone (tests, embedding) opens a ``Verification`` of
 its own. The first app to start opens it; the last to stop closes it.
 """
@@ -25,6 +25,7 @@ from redis.exceptions import ConnectionError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from sidecar.config import Config, RedisConfig
+from sidecar.store.base import StoreBase
 from sidecar.store.redis_store import RedisStore
 from sidecar.verification.cache import CredentialCache
 from sidecar.verification.hashing import HashingPool
@@ -55,7 +56,7 @@ def redis_client(
     failing at once when a flood has them all. A pooled connection the server
     closed is replaced on checkout, before a command is written to it; one
     that fails under a command is retried once, on ``ConnectionError`` only
-    (``store.py`` says why that is safe for every command Keystile sends).
+    (``sidecar/store/base.py`` says why that is safe for every command Keystile sends).
     """
     return aioredis.Redis.from_pool(_pool(url, timeout, max_connections, retries=1))
 
@@ -114,7 +115,7 @@ class Verification:
         self.watch(self.store)
         self._listening = asyncio.ensure_future(self.listener.run())
 
-    def watch(self, store: RedisStore) -> None:
+    def watch(self, store: StoreBase) -> None:
         """Let this process's writes through ``store`` drop its cache entries at once."""
         store.after_commit.append(local_hook(self.cache))
 

@@ -2,7 +2,7 @@
 
 The proxy and the admin API call ``note(client_id)`` after every successful
 verification (from the cache or not); that is a dict lookup, never a store call. A background
-task (``run``) flushes what was noted in one batch (``RedisStore.touch_last_used``,
+task (``run``) flushes what was noted in one batch (``CredentialStore.touch_last_used``,
 one pipelined round trip) every ``flush_period`` seconds, and once more on
 shutdown. A batch that fails is kept and retried with the next one: a store
 outage delays ``last_used_at`` but never a request.
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from sidecar import clock
 from sidecar.errors import StoreUnavailable
-from sidecar.store.redis_store import RedisStore
+from sidecar.store.protocol import CredentialStore
 
 log = logging.getLogger("keystile.usage")
 
@@ -29,7 +29,7 @@ MAX_FLUSH_PERIOD = 1.0
 class UsageRecorder:
     def __init__(
         self,
-        store: RedisStore,
+        store: CredentialStore,
         interval: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -78,7 +78,7 @@ class UsageRecorder:
 
 
 @contextlib.asynccontextmanager
-async def recording(store: RedisStore, interval: float) -> AsyncIterator[UsageRecorder]:
+async def recording(store: CredentialStore, interval: float) -> AsyncIterator[UsageRecorder]:
     """A recorder whose flusher runs while the block does, and flushes once more at its end."""
     recorder = UsageRecorder(store, interval)
     flusher = asyncio.create_task(recorder.run(), name="keystile-last-used")

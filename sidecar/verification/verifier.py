@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sidecar import clock
 from sidecar.credentials import Presented
 from sidecar.errors import InactiveToken, InvalidToken, KeystileError
-from sidecar.store.redis_store import Credential, RedisStore
+from sidecar.store.protocol import Credential, CredentialStore
 from sidecar.verification.cache import CredentialCache, Fill
 from sidecar.verification.hashing import HashingPool
 from sidecar.verification.limits import WrongSecretLimiter
@@ -65,7 +65,7 @@ class Verified:
 class Verifier:
     def __init__(
         self,
-        store: RedisStore,
+        store: CredentialStore,
         pool: HashingPool,
         cache: CredentialCache[Verified],
         limiter: WrongSecretLimiter | None = None,
@@ -160,9 +160,9 @@ class Verifier:
 
     def _lifetime(self, credential: Credential, matched: str, now: datetime) -> float:
         token = credential.token
-        ends = [clock.from_rfc3339(token.expires_at)]
-        if matched != token.secret_hash and token.grace_until:
-            ends.append(clock.from_rfc3339(token.grace_until))
+        ends = [token.expires]
+        if matched != token.secret_hash and token.grace_ends is not None:
+            ends.append(token.grace_ends)
         return min(self.ttl, *((end - now).total_seconds() for end in ends))
 
     def _upgrade_later(self, client_id: str, old_hash: str, secret: str) -> None:
@@ -240,7 +240,7 @@ def verified_identity(credential: Credential, client_id: str) -> Verified:
         client_id=client_id,
         username=sys.intern(credential.user.username if credential.user else token.user),
         role=sys.intern(role.name) if role else None,
-        expires=int(clock.from_rfc3339(token.expires_at).timestamp()),
+        expires=int(token.expires.timestamp()),
         access=_shared_map(token.access),
         role_access=_shared_map(role.access) if role else None,
     )
