@@ -60,7 +60,7 @@ _UNTIL = Field(
 _PROFILE = {
     "display_name": Field(bounded_text(MAX_DISPLAY_NAME), "the name people see"),
     "email": Field(EMAIL, "an address like name@example.org, or empty"),
-    "active": Field(BOOLEAN, "false: none of the user's tokens is accepted"),
+    "active": Field(BOOLEAN, "false: every token of this user is refused"),
 }
 _IDS = Field(CLIENT_IDS, f"1 to {MAX_BULK} client ids", required=True)
 
@@ -104,7 +104,7 @@ REGENERATE = Body(
 )
 #: ``POST /users``: the username (only at creation) and the profile.
 USER_CREATE = Body(
-    {"username": Field(USERNAME_KIND, "case-insensitive", required=True), **_PROFILE}
+    {"username": Field(USERNAME_KIND, "case-insensitive, unique", required=True), **_PROFILE}
 )
 USER_PATCH = Body(_PROFILE)
 #: ``PUT /roles/{name}``: the role's ``description`` and ``access``.
