@@ -1,16 +1,31 @@
-"""The ``paths`` of the admin API's OpenAPI document: every operation, its body,
-its answers and every error it can give (``admin.openapi`` holds the schemas
-and puts the document together)."""
+"""The ``paths`` of the admin API's OpenAPI document, derived from the routes it serves.
+
+``OPERATIONS`` says, for each view, what the document adds to its route: a
+summary, the answer's schema, the body's schema (declared in
+``admin.schema.BODIES``), the query parameters (declared in ``admin.queries``)
+and the errors beyond the ones every call can give. The methods and paths come
+from the app's router, so the document lists exactly what is served; a route
+under ``/admin/v1`` whose view is missing here stops the app from being built.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from admin import queries
-from sidecar.records import ROLE_NAME, TOKEN_STATUSES, USERNAME
+from aiohttp.web_urldispatcher import AbstractRoute
+
+from admin import queries, views_me, views_people, views_tokens
+from admin.fields import pattern
+from admin.openapi_answers import ref
+from admin.queries import Param
+from sidecar.records import ROLE_NAME, USERNAME
 from sidecar.tokenformat import CLIENT_ID
 
 Json = dict[str, Any]
+View = Callable[..., Any]
 
 BASE = "/admin/v1"
 #: Every authenticated call: a malformed credential header is a 400, as on the proxy.
@@ -31,228 +46,167 @@ ERRORS = {
     ),
 }
 
+SHOWN_ONCE = "the secret is in this answer only (Cache-Control: no-store)"
 
-def ref(name: str) -> Json:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def pattern(regex: str) -> Json:
-    return {"type": "string", "pattern": f"^{regex}$"}
-
-
-def _param(name: str, where: str, schema: Json, description: str = "") -> Json:
-    param: Json = {"name": name, "in": where, "schema": schema, "required": where == "path"}
-    if description:
-        param["description"] = description
-    return param
+#: Each path placeholder's schema: what ``views_shared.client_id_of`` and the others accept.
+PATH_PARAMS: Mapping[str, tuple[Json, str]] = {
+    "client_id": (pattern(CLIENT_ID.pattern), ""),
+    "username": (pattern(USERNAME.pattern), "case-insensitive"),
+    "name": (pattern(ROLE_NAME.pattern), ""),
+}
 
 
-CLIENT_ID_PARAM = _param("client_id", "path", pattern(CLIENT_ID.pattern))
-USERNAME_PARAM = _param("username", "path", pattern(USERNAME.pattern), "case-insensitive")
-ROLE_PARAM = _param("name", "path", pattern(ROLE_NAME.pattern))
+def _path_params(path: str) -> list[Json]:
+    params = []
+    for name in re.findall(r"\{(\w+)\}", path):
+        schema, description = PATH_PARAMS[name]
+        described = {"description": description} if description else {}
+        params.append({"name": name, "in": "path", "schema": schema, "required": True, **described})
+    return params
 
 
-def _order(columns: tuple[str, ...]) -> Json:
-    column = "-?(" + "|".join(columns) + ")"
-    return _param(
-        "order",
-        "query",
-        {"type": "string", "pattern": f"^{column}(,{column})*$"},
-        "comma list of columns, '-' for descending; unknown column: 400",
-    )
+class Documented(Protocol):
+    def json(self, path: str, apis: Sequence[str]) -> Json: ...
 
 
-PAGE_PARAMS = [
-    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": queries.MAX_LIMIT}),
-    _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9}),
-]
-Q_PARAM = _param(
-    "q", "query", {"type": "string", "maxLength": 200}, "case-insensitive partial match"
-)
+@dataclass(frozen=True)
+class Fixed:
+    """An operation documented as written (the document's own route)."""
+
+    operation: Json
+
+    def json(self, path: str, apis: Sequence[str]) -> Json:
+        return self.operation
 
 
-#: One status, or a comma list of them (``active,expired`` hides revoked tokens).
-_ONE_STATUS = f"({'|'.join(TOKEN_STATUSES)})"
-STATUS_LIST: Json = pattern(f"{_ONE_STATUS}(,{_ONE_STATUS})*")
+@dataclass(frozen=True)
+class Operation:
+    """What the document says of one route beyond its method and path."""
 
+    summary: str
+    ok: int
+    answer: str | None
+    body: str | None = None
+    body_required: bool = True
+    query: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = ()
+    secret: bool = False
+    created_too: bool = False
 
-def _token_params(apis: list[str]) -> list[Json]:
-    return [
-        Q_PARAM,
-        _param("user", "query", {"type": "string"}),
-        _param("status", "query", STATUS_LIST, "one status or a comma list of them"),
-        _param("role", "query", {"type": "string"}),
-        _param("api", "query", {"enum": [*apis, "admin"]}, "effective level above none"),
-        _order(queries.TOKEN_COLUMNS),
-        *PAGE_PARAMS,
-    ]
+    def json(self, path: str, apis: Sequence[str]) -> Json:
+        params = [*_path_params(path), *(param.json(apis) for param in self.query)]
+        operation: Json = {"summary": self.summary, "responses": self._responses(path)}
+        if params:
+            operation["parameters"] = params
+        if self.body:
+            content = {"application/json": {"schema": ref(self.body)}}
+            operation["requestBody"] = {"required": self.body_required, "content": content}
+        return operation
 
-
-def _op(
-    summary: str,
-    ok: int,
-    answer: str | None,
-    *,
-    body: str | None = None,
-    body_required: bool = True,
-    params: list[Json] | None = None,
-    errors: tuple[int, ...] = (),
-    secret: bool = False,
-    created_too: bool = False,
-) -> Json:
-    responses: dict[str, Any] = {}
-    description = "the secret is in this answer only (Cache-Control: no-store)" if secret else "OK"
-    if answer is None:
-        responses[str(ok)] = {"description": "done, no body"}
-    else:
-        content = {"application/json": {"schema": ref(answer)}}
-        responses[str(ok)] = {"description": description, "content": content}
-        if created_too:
-            responses["201"] = {"description": "created", "content": content}
-    codes = set(errors) | set(AUTH_ERRORS) | (set(BODY_ERRORS) if body else set())
-    if params:
-        codes |= {400} if any(p["in"] == "query" for p in params) else set()
-        codes |= {404} if any(p["in"] == "path" for p in params) else set()
-    for code in sorted(codes):
-        content = {"application/json": {"schema": ref("Error")}}
-        responses[str(code)] = {"description": ERRORS[code], "content": content}
-    operation: Json = {"summary": summary, "responses": responses}
-    if params:
-        operation["parameters"] = params
-    if body:
-        operation["requestBody"] = {
-            "required": body_required,
-            "content": {"application/json": {"schema": ref(body)}},
-        }
-    return operation
-
-
-def paths(apis: list[str]) -> Json:
-    token = [CLIENT_ID_PARAM]
-    return {
-        f"{BASE}/tokens": {
-            "post": _op("Create a token", 201, "IssuedToken", body="TokenCreate", secret=True),
-            "get": _op("List and search tokens", 200, "TokenList", params=_token_params(apis)),
-        },
-        f"{BASE}/tokens/bulk-delete": {
-            "post": _op("Delete many tokens, all or none", 200, "Deleted", body="BulkIds"),
-        },
-        f"{BASE}/tokens/bulk-revoke": {
-            "post": _op("Revoke tokens by ids or by user", 200, "Revoked", body="BulkRevoke"),
-        },
-        f"{BASE}/tokens/{{client_id}}": {
-            "get": _op("One token", 200, "Token", params=token),
-            "patch": _op("Change a token", 200, "Token", body="TokenPatch", params=token),
-            "delete": _op("Delete a token for good", 204, None, params=token),
-        },
-        f"{BASE}/tokens/{{client_id}}/regenerate": {
-            "post": _op(
-                "New secret, same client_id",
-                200,
-                "RegeneratedToken",
-                body="Regenerate",
-                body_required=False,
-                params=token,
-                errors=(409,),
-                secret=True,
-            ),
-        },
-        f"{BASE}/tokens/{{client_id}}/revoke": {
-            "post": _op(
-                "Revoke a token for good",
-                200,
-                "Token",
-                body="Empty",
-                body_required=False,
-                params=token,
-            ),
-        },
-        f"{BASE}/tokens/{{client_id}}/history": {
-            "get": _op(
-                "Every change of a token, kept after deletion", 200, "History", params=token
-            ),
-        },
-        f"{BASE}/users": {
-            "post": _op("Create a user", 201, "User", body="UserCreate", errors=(409,)),
-            "get": _op(
-                "List and search users",
-                200,
-                "UserList",
-                params=[Q_PARAM, _order(queries.USER_COLUMNS), *PAGE_PARAMS],
-            ),
-        },
-        f"{BASE}/users/{{username}}": {
-            "get": _op("One user", 200, "User", params=[USERNAME_PARAM]),
-            "patch": _op("Change a user", 200, "User", body="UserPatch", params=[USERNAME_PARAM]),
-            "delete": _op("Delete a user and its tokens", 204, None, params=[USERNAME_PARAM]),
-        },
-        f"{BASE}/roles": {"get": _op("Every role", 200, "RoleList")},
-        f"{BASE}/roles/{{name}}": {
-            "put": _op(
-                "Create (201) or replace (200) a role",
-                200,
-                "Role",
-                body="RolePut",
-                params=[ROLE_PARAM],
-                created_too=True,
-            ),
-            "get": _op("One role", 200, "Role", params=[ROLE_PARAM]),
-            "delete": _op(
-                "Delete a role no token uses", 204, None, params=[ROLE_PARAM], errors=(409,)
-            ),
-        },
-        f"{BASE}/apis": {"get": _op("The configured APIs", 200, "ApiList")},
-        f"{BASE}/openapi.json": {
-            "get": {
-                "summary": "This document; no credential needed",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "the OpenAPI 3.1 document",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
+    def _responses(self, path: str) -> Json:
+        responses: Json = {}
+        if self.answer is None:
+            responses[str(self.ok)] = {"description": "done, no body"}
+        else:
+            content = {"application/json": {"schema": ref(self.answer)}}
+            responses[str(self.ok)] = {
+                "description": SHOWN_ONCE if self.secret else "OK",
+                "content": content,
             }
-        },
-        f"{BASE}/audit": {
-            "get": _op(
-                "The global change log, newest first",
-                200,
-                "Audit",
-                params=[
-                    _param("since", "query", {"type": "string", "format": "date-time"}),
-                    _param(
-                        "limit",
-                        "query",
-                        {"type": "integer", "minimum": 1, "maximum": queries.MAX_LIMIT},
-                    ),
-                ],
-            ),
-        },
-        f"{BASE}/me": {"get": _op("The caller: user, token, levels", 200, "Me", errors=(404,))},
-        f"{BASE}/me/tokens": {
-            "get": _op(
-                "The caller's own user's tokens", 200, "TokenList", params=_token_params(apis)
-            ),
-            "post": _op(
-                "Create a token for the caller's user, within the caller's access",
-                201,
-                "IssuedToken",
-                body="OwnTokenCreate",
-                secret=True,
-            ),
-        },
-        f"{BASE}/me/tokens/{{client_id}}/revoke": {
-            "post": _op(
-                "Revoke one of the caller's user's tokens",
-                200,
-                "Token",
-                body="Empty",
-                body_required=False,
-                params=token,
-            ),
-        },
-        f"{BASE}/me/tokens/{{client_id}}": {
-            "delete": _op("Delete one of the caller's user's tokens", 204, None, params=token),
-        },
-    }
+            if self.created_too:
+                responses["201"] = {"description": "created", "content": content}
+        for code in sorted(self._error_codes(path)):
+            content = {"application/json": {"schema": ref("Error")}}
+            responses[str(code)] = {"description": ERRORS[code], "content": content}
+        return responses
+
+    def _error_codes(self, path: str) -> set[int]:
+        codes = set(self.errors) | set(AUTH_ERRORS) | (set(BODY_ERRORS) if self.body else set())
+        codes |= {400} if self.query else set()
+        codes |= {404} if "{" in path else set()
+        return codes
+
+
+#: Each admin view's operation.
+OPERATIONS: dict[View, Documented] = {
+    views_tokens.create_token: Operation(
+        "Create a token", 201, "IssuedToken", body="TokenCreate", secret=True
+    ),
+    views_tokens.list_tokens: Operation(
+        "List and search tokens", 200, "TokenList", query=queries.TOKEN_PARAMS
+    ),
+    views_tokens.bulk_delete: Operation(
+        "Delete many tokens, all or none", 200, "Deleted", body="BulkIds"
+    ),
+    views_tokens.bulk_revoke: Operation(
+        "Revoke tokens by ids or by user", 200, "Revoked", body="BulkRevoke"
+    ),
+    views_tokens.get_token: Operation("One token", 200, "Token"),
+    views_tokens.patch_token: Operation("Change a token", 200, "Token", body="TokenPatch"),
+    views_tokens.delete_token: Operation("Delete a token for good", 204, None),
+    views_tokens.regenerate_token: Operation(
+        "New secret, same client_id",
+        200,
+        "RegeneratedToken",
+        body="Regenerate",
+        body_required=False,
+        errors=(409,),
+        secret=True,
+    ),
+    views_tokens.revoke_token: Operation(
+        "Revoke a token for good", 200, "Token", body="Empty", body_required=False
+    ),
+    views_tokens.token_history: Operation(
+        "Every change of a token, kept after deletion", 200, "History"
+    ),
+    views_people.create_user: Operation(
+        "Create a user", 201, "User", body="UserCreate", errors=(409,)
+    ),
+    views_people.list_users: Operation(
+        "List and search users", 200, "UserList", query=queries.USER_PARAMS
+    ),
+    views_people.get_user: Operation("One user", 200, "User"),
+    views_people.patch_user: Operation("Change a user", 200, "User", body="UserPatch"),
+    views_people.delete_user: Operation("Delete a user and its tokens", 204, None),
+    views_people.list_roles: Operation("Every role", 200, "RoleList"),
+    views_people.put_role: Operation(
+        "Create (201) or replace (200) a role", 200, "Role", body="RolePut", created_too=True
+    ),
+    views_people.get_role: Operation("One role", 200, "Role"),
+    views_people.delete_role: Operation("Delete a role no token uses", 204, None, errors=(409,)),
+    views_people.list_apis: Operation("The configured APIs", 200, "ApiList"),
+    views_people.audit: Operation(
+        "The global change log, newest first", 200, "Audit", query=queries.AUDIT_PARAMS
+    ),
+    views_me.me: Operation("The caller: user, token, levels", 200, "Me", errors=(404,)),
+    views_me.my_tokens: Operation(
+        "The caller's own user's tokens", 200, "TokenList", query=queries.TOKEN_PARAMS
+    ),
+    views_me.create_my_token: Operation(
+        "Create a token for the caller's user, within the caller's access",
+        201,
+        "IssuedToken",
+        body="OwnTokenCreate",
+        secret=True,
+    ),
+    views_me.revoke_my_token: Operation(
+        "Revoke one of the caller's user's tokens", 200, "Token", body="Empty", body_required=False
+    ),
+    views_me.delete_my_token: Operation("Delete one of the caller's user's tokens", 204, None),
+}
+
+
+def paths(
+    routes: Iterable[AbstractRoute], apis: Sequence[str], operations: Mapping[View, Documented]
+) -> Json:
+    """Every route served under ``/admin/v1``, documented by the operation of its view."""
+    documented: Json = {}
+    for route in routes:
+        path = route.resource.canonical if route.resource else ""
+        if route.method == "HEAD" or not path.startswith(BASE):
+            continue
+        operation = operations.get(route.handler)
+        if operation is None:
+            raise LookupError(f"{route.method} {path} is served but not in the OpenAPI document")
+        documented.setdefault(path, {})[route.method.lower()] = operation.json(path, apis)
+    return documented

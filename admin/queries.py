@@ -2,13 +2,17 @@
 
 ``order`` is a comma list of columns, ``-`` before one for descending
 (``order=user,-created_at``); an unknown column is a 400 naming ``order``.
-Unknown query parameters are ignored, as most HTTP APIs do. Pure module.
+Unknown query parameters are ignored, as most HTTP APIs do. Each list's
+parameters are declared once, as a table of ``Param`` (how a value is read and
+how it is documented); ``admin.openapi_paths`` documents the same tables.
+Pure module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from admin.errors import BadRequest
 from sidecar import clock
@@ -26,6 +30,10 @@ TOKEN_COLUMNS = (
 )
 USER_COLUMNS = ("username", "display_name", "email", "active", "created_at")
 MAX_LIMIT = 1000
+MAX_OFFSET = 10**9
+MAX_SEARCH = 200
+
+Json = dict[str, Any]
 
 #: One sort key: the column, and whether it runs descending.
 OrderKey = tuple[str, bool]
@@ -62,61 +70,79 @@ class AuditQuery:
     limit: int = 100
 
 
-def token_query(params: Mapping[str, str], apis: frozenset[str]) -> TokenQuery:
-    status = _statuses(params.get("status"))
-    api = params.get("api")
-    if api is not None and api not in apis:
-        raise BadRequest("api must be the name of a configured API or admin", field="api")
-    return TokenQuery(
-        q=_search(params),
-        user=params.get("user"),
-        status=status,
-        role=params.get("role"),
-        api=api,
-        order=order(params.get("order"), TOKEN_COLUMNS, TokenQuery.order),
-        page=page(params, default_limit=50),
-    )
+@dataclass(frozen=True)
+class Param:
+    """One query parameter: how its text (None when absent) is read, and its JSON Schema.
+
+    Both may depend on the API names a token list can be filtered by.
+    """
+
+    name: str
+    read: Callable[[str | None, frozenset[str]], Any]
+    schema: Callable[[Sequence[str]], Json]
+    description: str = ""
+
+    def json(self, apis: Sequence[str]) -> Json:
+        """The parameter as an OpenAPI ``parameters`` entry."""
+        described = {"description": self.description} if self.description else {}
+        return {
+            "name": self.name,
+            "in": "query",
+            "schema": self.schema(apis),
+            "required": False,
+            **described,
+        }
 
 
-def _statuses(value: str | None) -> frozenset[str] | None:
+def _text(_apis: Sequence[str]) -> Json:
+    return {"type": "string"}
+
+
+def _as_is(raw: str | None, _apis: frozenset[str]) -> str | None:
+    return raw
+
+
+def read(table: Sequence[Param], params: Mapping[str, str], apis: frozenset[str]) -> dict[str, Any]:
+    """Each parameter of ``table``, read from ``params`` (a 400 naming the first bad one)."""
+    return {param.name: param.read(params.get(param.name), apis) for param in table}
+
+
+def _search(raw: str | None, _apis: frozenset[str]) -> str:
+    q = raw or ""
+    if len(q) > MAX_SEARCH:
+        raise BadRequest(f"q must be at most {MAX_SEARCH} characters", field="q")
+    if not q.isprintable():
+        raise BadRequest("q must not contain control characters", field="q")
+    return q.lower()
+
+
+def _statuses(raw: str | None, _apis: frozenset[str]) -> frozenset[str] | None:
     """``status=revoked`` or a comma list such as ``status=active,expired``."""
-    if value is None:
+    if raw is None:
         return None
-    statuses = frozenset(item.strip() for item in value.split(","))
+    statuses = frozenset(item.strip() for item in raw.split(","))
     if not statuses <= set(TOKEN_STATUSES):
         message = f"status must be one of {', '.join(TOKEN_STATUSES)}, or a comma list of them"
         raise BadRequest(message, field="status")
     return statuses
 
 
-def user_query(params: Mapping[str, str]) -> UserQuery:
-    return UserQuery(
-        q=_search(params),
-        order=order(params.get("order"), USER_COLUMNS, UserQuery.order),
-        page=page(params, default_limit=50),
-    )
+def _api(raw: str | None, apis: frozenset[str]) -> str | None:
+    if raw is not None and raw not in apis:
+        raise BadRequest("api must be the name of a configured API or admin", field="api")
+    return raw
 
 
-def audit_query(params: Mapping[str, str]) -> AuditQuery:
-    since = params.get("since")
-    since_ms = None
-    if since is not None:
-        try:
-            since_ms = int(clock.from_rfc3339(since).timestamp() * 1000)
-        except (ValueError, OverflowError):
-            message = "since must be an RFC 3339 timestamp with a time zone"
-            raise BadRequest(message, field="since") from None
-    return AuditQuery(since_ms=max(since_ms, 0) if since_ms is not None else None,
-                      limit=_bounded(params, "limit", 100, 1, MAX_LIMIT))  # fmt: skip
-
-
-def _search(params: Mapping[str, str]) -> str:
-    q = params.get("q", "")
-    if len(q) > 200:
-        raise BadRequest("q must be at most 200 characters", field="q")
-    if not q.isprintable():
-        raise BadRequest("q must not contain control characters", field="q")
-    return q.lower()
+def _since(raw: str | None, _apis: frozenset[str]) -> int | None:
+    """Milliseconds since the epoch (never before it), from an RFC 3339 timestamp."""
+    if raw is None:
+        return None
+    try:
+        since_ms = int(clock.from_rfc3339(raw).timestamp() * 1000)
+    except (ValueError, OverflowError):
+        message = "since must be an RFC 3339 timestamp with a time zone"
+        raise BadRequest(message, field="since") from None
+    return max(since_ms, 0)
 
 
 def order(
@@ -136,15 +162,17 @@ def order(
     return tuple(keys)
 
 
-def page(params: Mapping[str, str], *, default_limit: int) -> Page:
-    return Page(
-        limit=_bounded(params, "limit", default_limit, 1, MAX_LIMIT),
-        offset=_bounded(params, "offset", 0, 0, 10**9),
+def _order_param(columns: tuple[str, ...], default: tuple[OrderKey, ...]) -> Param:
+    column = "-?(" + "|".join(columns) + ")"
+    return Param(
+        "order",
+        lambda raw, _: order(raw, columns, default),
+        lambda _: {"type": "string", "pattern": f"^{column}(,{column})*$"},
+        "comma list of columns, '-' for descending; unknown column: 400",
     )
 
 
-def _bounded(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = params.get(name)
+def bounded(raw: str | None, name: str, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
     # Count the digits before int(): Python refuses to convert more than 4,300
@@ -154,3 +182,72 @@ def _bounded(params: Mapping[str, str], name: str, default: int, low: int, high:
     if not fits or not low <= int(digits) <= high:
         raise BadRequest(f"{name} must be an integer from {low} to {high}", field=name)
     return int(digits)
+
+
+def _integer(name: str, default: int, low: int, high: int) -> Param:
+    return Param(
+        name,
+        lambda raw, _: bounded(raw, name, default, low, high),
+        lambda _: {"type": "integer", "minimum": low, "maximum": high},
+    )
+
+
+#: One status, or a comma list of them (``active,expired`` hides revoked tokens).
+_ONE_STATUS = f"({'|'.join(TOKEN_STATUSES)})"
+_STATUS_LIST = f"^{_ONE_STATUS}(,{_ONE_STATUS})*$"
+
+Q = Param(
+    "q",
+    _search,
+    lambda _: {"type": "string", "maxLength": MAX_SEARCH},
+    "case-insensitive partial match",
+)
+PAGE = (_integer("limit", 50, 1, MAX_LIMIT), _integer("offset", 0, 0, MAX_OFFSET))
+
+#: ``GET /tokens`` and ``GET /me/tokens``.
+TOKEN_PARAMS = (
+    Q,
+    Param("user", _as_is, _text),
+    Param(
+        "status",
+        _statuses,
+        lambda _: {"type": "string", "pattern": _STATUS_LIST},
+        "one status or a comma list of them",
+    ),
+    Param("role", _as_is, _text),
+    Param("api", _api, lambda apis: {"enum": list(apis)}, "effective level above none"),
+    _order_param(TOKEN_COLUMNS, TokenQuery.order),
+    *PAGE,
+)
+#: ``GET /users``.
+USER_PARAMS = (Q, _order_param(USER_COLUMNS, UserQuery.order), *PAGE)
+#: ``GET /audit``.
+AUDIT_PARAMS = (
+    Param("since", _since, lambda _: {"type": "string", "format": "date-time"}),
+    _integer("limit", 100, 1, MAX_LIMIT),
+)
+
+
+def token_query(params: Mapping[str, str], apis: frozenset[str]) -> TokenQuery:
+    values = read(TOKEN_PARAMS, params, apis)
+    return TokenQuery(
+        q=values["q"],
+        user=values["user"],
+        status=values["status"],
+        role=values["role"],
+        api=values["api"],
+        order=values["order"],
+        page=Page(values["limit"], values["offset"]),
+    )
+
+
+def user_query(params: Mapping[str, str]) -> UserQuery:
+    values = read(USER_PARAMS, params, frozenset())
+    return UserQuery(
+        q=values["q"], order=values["order"], page=Page(values["limit"], values["offset"])
+    )
+
+
+def audit_query(params: Mapping[str, str]) -> AuditQuery:
+    values = read(AUDIT_PARAMS, params, frozenset())
+    return AuditQuery(since_ms=values["since"], limit=values["limit"])

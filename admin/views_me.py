@@ -68,7 +68,7 @@ async def create_my_token(request: web.Request) -> web.Response:
 async def revoke_my_token(request: web.Request) -> web.Response:
     found = await caller(request)
     client_id = client_id_of(request)
-    schema.known(await read_body(request, optional=True), set())
+    schema.EMPTY.check(await read_body(request, optional=True))
     store = request.app[STORE]
     (token,) = await store.revoke_tokens([client_id], found.username, owner=found.username)
     return answer(token_view(token))

@@ -112,7 +112,7 @@ async def regenerate_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     caller = await admin_caller(request)
     client_id = client_id_of(request)
-    schema.known(await read_body(request, optional=True), set())
+    schema.EMPTY.check(await read_body(request, optional=True))
     (token,) = await request.app[STORE].revoke_tokens([client_id], caller.username)
     return answer(token_view(token))
 

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from tests.adminkit import Harness, harness
+from admin import openapi
+from admin.app import build_admin_app
+from sidecar.config import Config
+from tests.adminkit import APIS, Harness, harness
+from tests.support import make_config
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +63,6 @@ async def test_the_document_describes_every_route(admin: Harness) -> None:
 
 
 def _served_app_routes(admin: Harness) -> set[tuple[str, str]]:
-    from admin.app import build_admin_app
-
     app = build_admin_app(admin.config, "redis://127.0.0.1:1/0")
     routes = set()
     for route in app.router.routes():
@@ -66,6 +71,37 @@ def _served_app_routes(admin: Harness) -> set[tuple[str, str]]:
         if route.method != "HEAD" and path.startswith("/admin/v1"):
             routes.add((route.method, path))
     return routes
+
+
+UNREACHABLE = "redis://127.0.0.1:1/0"
+
+
+def _config() -> Config:
+    return make_config(UNREACHABLE, [{**api, "upstream": "http://127.0.0.1:9/"} for api in APIS])
+
+
+def test_a_route_served_without_an_operation_stops_the_build() -> None:
+    """An /admin/v1 route whose view the document does not describe is refused at build time."""
+    config = _config()
+    app = build_admin_app(config, UNREACHABLE)
+
+    async def undocumented(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app.router.add_get("/admin/v1/secret-door", undocumented)
+
+    with pytest.raises(LookupError, match="GET /admin/v1/secret-door"):
+        openapi.document(config, app.router.routes())
+
+
+def test_every_reference_in_the_document_names_a_schema() -> None:
+    """Each $ref (request bodies, answers, Access, Error) points at a schema the document holds."""
+    document = build_admin_app(_config(), UNREACHABLE)[openapi.DOCUMENT]
+    schemas = document["components"]["schemas"]
+
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document)))
+
+    assert refs and refs <= set(schemas)
 
 
 @pytest.mark.slow

@@ -1,0 +1,142 @@
+"""The schemas of what the admin API answers, for its OpenAPI document.
+
+The request bodies are not here: each is declared once in ``admin.schema``,
+which both checks it and describes it. These are the shapes of the JSON views
+(``Token.public``, ``User.public``, the lists, the history), kept beside one
+another so that a change to a view has one place to be documented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sidecar.policy import LEVELS
+from sidecar.records import TOKEN_STATUSES
+
+Json = dict[str, Any]
+
+STRING = {"type": "string"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+COUNT = {"type": "integer", "minimum": 0}
+ACTIONS = {"enum": ["created", "updated", "regenerated", "revoked", "deleted"]}
+CHANGES = {
+    "type": "object",
+    "description": "{field: [old, new]}; never a secret or a hash",
+    "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+}
+
+
+def ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def closed(properties: Json, required: list[str] | None = None) -> Json:
+    """An object with exactly these properties (``required``: all of them unless given)."""
+    body: Json = {"type": "object", "properties": properties, "additionalProperties": False}
+    needed = list(properties) if required is None else required
+    if needed:
+        body["required"] = needed
+    return body
+
+
+#: What ``Token.public`` answers.
+TOKEN = {
+    "client_id": STRING,
+    "user": STRING,
+    "description": STRING,
+    "role": NULLABLE_STRING,
+    "access": ref("Access"),
+    "status": {"enum": list(TOKEN_STATUSES)},
+    "created_at": TIMESTAMP,
+    "created_by": STRING,
+    "expires_at": TIMESTAMP,
+    "last_used_at": NULLABLE_TIMESTAMP,
+    "revoked_at": NULLABLE_TIMESTAMP,
+    "revoked_by": NULLABLE_STRING,
+    "regenerated_at": NULLABLE_TIMESTAMP,
+}
+#: What an answer that carries a secret adds to a token (``views_shared.issued_view``).
+ISSUED = {
+    **TOKEN,
+    "client_secret": {"type": "string", "description": "shown once"},
+    "token": {"type": "string", "description": "the bearer token, shown once"},
+}
+GRACE_UNTIL = {
+    **TIMESTAMP,
+    "description": "until when the old secret still works; absent without a grace",
+}
+#: What ``User.public`` answers.
+USER = {
+    "username": STRING,
+    "display_name": STRING,
+    "email": STRING,
+    "active": {"type": "boolean"},
+    "created_at": TIMESTAMP,
+}
+
+
+def _items(name: str) -> Json:
+    return closed({"items": {"type": "array", "items": ref(name)}})
+
+
+def _page(name: str) -> Json:
+    return closed(
+        {
+            "items": {"type": "array", "items": ref(name)},
+            "total": COUNT,
+            "limit": {"type": "integer", "minimum": 1},
+            "offset": COUNT,
+        }
+    )
+
+
+def _tokens() -> Json:
+    return {
+        "Token": closed(TOKEN),
+        "IssuedToken": closed(ISSUED),
+        "RegeneratedToken": closed({**ISSUED, "grace_until": GRACE_UNTIL}, list(ISSUED)),
+        "TokenList": _page("Token"),
+        "Deleted": closed({"deleted": COUNT}),
+        "Revoked": closed({"revoked": COUNT}),
+        "HistoryEntry": closed(
+            {"at": TIMESTAMP, "actor": STRING, "action": ACTIONS, "changes": CHANGES}
+        ),
+        "History": _items("HistoryEntry"),
+    }
+
+
+def _people() -> Json:
+    audit_entry = {
+        "at": TIMESTAMP,
+        "actor": STRING,
+        "action": ACTIONS,
+        "kind": {"enum": ["token", "user", "role"]},
+        "target": STRING,
+        "changes": CHANGES,
+    }
+    levels = {"type": "object", "additionalProperties": {"enum": list(LEVELS)}}
+    return {
+        "AuditEntry": closed(audit_entry),
+        "Audit": _items("AuditEntry"),
+        "User": closed(USER),
+        "UserList": _page("User"),
+        "Role": closed({"name": STRING, "description": STRING, "access": ref("Access")}),
+        "RoleList": _items("Role"),
+        "Api": closed({"name": STRING, "prefix": STRING, "description": STRING}),
+        "ApiList": _items("Api"),
+        "Me": closed({"user": ref("User"), "token": ref("Token"), "levels": levels}),
+    }
+
+
+def answers(apis: list[str]) -> Json:
+    """Every answer's schema, and the two they share (``Access``, ``Error``)."""
+    access = {
+        "type": "object",
+        "propertyNames": {"enum": [*apis, "admin", "*"]},
+        "additionalProperties": {"enum": list(LEVELS)},
+        "description": "API name (or admin, or * for every API) to access level",
+    }
+    error = closed({"error": STRING, "message": STRING, "field": STRING}, ["error", "message"])
+    return {"Access": access, "Error": error, **_tokens(), **_people()}
