@@ -119,7 +119,9 @@ def build() -> str:
             "bud", "--isolation", "chroot", "--format", "docker", "--layers=false",
             *args, "--tag", IMAGE, str(ROOT), timeout=420,
         )  # fmt: skip
-        buildah("rmi", "--prune")  # the image this one replaced
+        # The image this one replaced; best effort: one a leftover container still
+        # uses stays until the next run, which is no reason to fail this one.
+        subprocess.run(["buildah", *STORAGE, "rmi", "--prune"], capture_output=True, check=False)
     return IMAGE
 
 

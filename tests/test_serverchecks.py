@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from sidecar.store import serverchecks
 from tests import processkit
 from tests.serverkit import valkey_binary
-from tests.support import RedisProcess, make_config
+from tests.support import RedisProcess, free_port, make_config
 
 PERSISTENT = ("--appendonly", "yes")
 
@@ -87,7 +87,11 @@ async def test_a_server_refusing_config_is_read_through_info(
 async def test_require_persistence_refuses_to_start(server: RedisProcess, tmp_path: Path) -> None:
     """With redis.require_persistence, keystile serve exits 1 naming the key and each setting."""
     config = tmp_path / "keystile.toml"
-    config.write_text(f'[redis]\nurl = "{server.url}"\nrequire_persistence = true\n')
+    config.write_text(
+        f'[proxy]\nlisten = "127.0.0.1:{free_port()}"\n'
+        f'[admin]\nlisten = "127.0.0.1:{free_port()}"\n'
+        f'[redis]\nurl = "{server.url}"\nrequire_persistence = true\n'
+    )
 
     code, _, err = await processkit.run("serve", "--config", str(config))
 
