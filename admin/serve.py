@@ -47,7 +47,14 @@ def store_name(config: Config) -> str:
     """Which store the config names, for the operator: the redacted URL or the data directory."""
     if config.redis.url is not None:
         return redact(config.redis.url)
+    if config.redis.sentinels:
+        return sentinel_name(config)
     return f"the embedded store in {config.redis.data_dir.absolute()}"
+
+
+def sentinel_name(config: Config) -> str:
+    """What stands for a URL in sentinel mode: the first sentinel and the service (no secret)."""
+    return f"sentinel://{config.redis.sentinels[0]}/{config.redis.sentinel_service}"
 
 
 def warn_if_nothing_to_proxy(config: Config) -> None:
@@ -63,6 +70,11 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
     With ``own_embedded`` False (bootstrap), a server already running on the
     data directory is reused, and one is started only for the duration.
     """
+    if config.redis.sentinels:
+        await _check_reachable(sentinel_name(config), config, "redis.sentinels")
+        log.info("using redis sentinels", extra={"fields": {"url": sentinel_name(config)}})
+        yield sentinel_name(config)
+        return
     if config.redis.url is not None:
         await _check_reachable(config.redis.url, config, "redis.url")
         log.info("using redis", extra={"fields": {"url": redact(config.redis.url)}})
@@ -87,7 +99,7 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
 
 async def _check_reachable(url: str, config: Config, key: str) -> None:
     """The store answers, and can keep what the config asks (sidecar/store/serverchecks.py)."""
-    client = redis_client(url, config.redis.timeout)
+    client = redis_client(url, config.redis.timeout, topology=config.redis)
     try:
         await RedisStore(client).ping()
         await serverchecks.check(client, config.redis, redact(url))
@@ -171,7 +183,7 @@ async def _until_signalled() -> None:
 
 async def bootstrap(config: Config, username: str) -> Issued:
     async with open_store_url(config, own_embedded=False) as url:
-        client = redis_client(url, config.redis.timeout)
+        client = redis_client(url, config.redis.timeout, topology=config.redis)
         try:
             store = RedisStore(client, Durability.from_config(config.redis))
             now = clock.now()

@@ -1,0 +1,93 @@
+"""Past one Redis: a Sentinel failover followed, a Redis Cluster served (spec section 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+
+from tests import scalekit
+from tests.processkit import admin_post, bootstrap, serving, write_config
+from tests.serverkit import replicated
+from tests.test_cli import orders_upstream
+
+pytestmark = pytest.mark.slow
+
+
+async def status(port: int, token: str) -> int:
+    url = f"http://127.0.0.1:{port}/orders/1"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as response:
+        return response.status
+
+
+@asynccontextmanager
+async def deployment(tmp_path: Path, redis_lines: str) -> AsyncIterator[dict[str, Any]]:
+    """``keystile serve`` with these [redis] lines, in front of an upstream; a bootstrap token."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    upstream = await orders_upstream()
+    config = tmp_path / "keystile.toml"
+    ports = write_config(config, str(upstream.make_url("")).rstrip("/"))
+    text = config.read_text()
+    start = text.index("[redis]\n") + len("[redis]\n")
+    end = text.index("\n", start)
+    config.write_text(text[:start] + redis_lines + text[end:])
+    try:
+        admin_token = await bootstrap(config)
+        async with serving(config, ports["proxy"]):
+            yield {**ports, "admin_token": admin_token}
+    finally:
+        await upstream.close()
+
+
+async def new_token(ports: dict[str, Any], user: str) -> dict[str, Any]:
+    admin, token = ports["admin"], ports["admin_token"]
+    await admin_post(admin, "/users", token, {"username": user})
+    return await admin_post(admin, "/tokens", token, {"user": user, "access": {"orders": "read"}})
+
+
+async def test_sentinel_failover_is_followed(tmp_path: Path) -> None:
+    """The primary dies: 503s, never a wrong answer, then old tokens verify and writes land on the promoted replica."""
+    with replicated(tmp_path) as (primary, replica), scalekit.sentinel(tmp_path / "s", primary) as port:
+        lines = f'sentinels = ["127.0.0.1:{port}"]\nsentinel_service = "{scalekit.SERVICE}"'
+        async with deployment(tmp_path, lines) as ports:
+            before = await new_token(ports, "before")
+            assert await status(ports["proxy"], before["token"]) == 200
+            redis.Redis(port=primary.port).wait(1, 1000)  # replicated before the crash
+            primary.kill()
+            seen: list[int] = []
+            deadline = time.monotonic() + 15
+            while not seen or seen[-1] != 200 or 503 not in seen:
+                assert time.monotonic() < deadline, f"never followed the failover: {seen[-5:]}"
+                seen.append(await status(ports["proxy"], before["token"]))
+                await asyncio.sleep(0.05)
+            assert set(seen) <= {200, 503}, seen
+            assert scalekit.role(replica) == "master"
+            after = await new_token(ports, "after")
+            assert await status(ports["proxy"], after["token"]) == 200
+            promoted = redis.Redis(port=replica.port, decode_responses=True)
+            assert promoted.hget(f"{{ks}}:token:{after['client_id']}", "user") == "after"
+            promoted.close()
+
+
+async def test_cluster_serves_and_propagates_revocation(tmp_path: Path) -> None:
+    """Through a node that does not own {ks}: admin tokens verify, and a revoke by another process is heard."""
+    with scalekit.cluster(tmp_path) as (owner, elsewhere, _):
+        lines = f'url = "{elsewhere.url}"\ncluster = true'
+        async with deployment(tmp_path / "a", lines) as first, deployment(tmp_path / "b", lines) as second:
+            made = await new_token(first, "svc")
+            assert await status(second["proxy"], made["token"]) == 200  # cached on the second
+            url = f"/tokens/{made['client_id']}/revoke"
+            await admin_post(first["admin"], url, first["admin_token"], {})
+            await asyncio.sleep(0.3)  # well inside max_staleness: only the event can do it
+            assert await status(second["proxy"], made["token"]) == 401
+            direct = redis.Redis(port=owner.port, decode_responses=True)
+            assert direct.exists(f"{{ks}}:token:{made['client_id']}") == 1
+            direct.close()
