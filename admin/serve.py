@@ -52,6 +52,18 @@ def store_name(config: Config) -> str:
     return f"the embedded store in {config.redis.data_dir.absolute()}"
 
 
+def configured_url(config: Config) -> tuple[str, str] | None:
+    """The store's URL and the key that names it; None: the embedded store.
+
+    In sentinel mode the URL only names the store (the pool asks the sentinels).
+    """
+    if config.redis.sentinels:
+        return sentinel_name(config), "redis.sentinels"
+    if config.redis.url is not None:
+        return config.redis.url, "redis.url"
+    return None
+
+
 def sentinel_name(config: Config) -> str:
     """What stands for a URL in sentinel mode: the first sentinel and the service (no secret)."""
     return f"sentinel://{config.redis.sentinels[0]}/{config.redis.sentinel_service}"
@@ -70,15 +82,11 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
     With ``own_embedded`` False (bootstrap), a server already running on the
     data directory is reused, and one is started only for the duration.
     """
-    if config.redis.sentinels:
-        await _check_reachable(sentinel_name(config), config, "redis.sentinels")
-        log.info("using redis sentinels", extra={"fields": {"url": sentinel_name(config)}})
-        yield sentinel_name(config)
-        return
-    if config.redis.url is not None:
-        await _check_reachable(config.redis.url, config, "redis.url")
-        log.info("using redis", extra={"fields": {"url": redact(config.redis.url)}})
-        yield config.redis.url
+    if (configured := configured_url(config)) is not None:
+        url, key = configured
+        await _check_reachable(url, config, key)
+        log.info("using redis", extra={"fields": {"url": redact(url)}})
+        yield url
         return
     data_dir = config.redis.data_dir
     if not own_embedded and embedded.is_running(data_dir):
