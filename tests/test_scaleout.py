@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests import scalekit
-from tests.processkit import admin_post, bootstrap, serving, write_config
+from tests.processkit import bootstrap, serving, write_config
 from tests.serverkit import replicated
 from tests.test_cli import orders_upstream
 
@@ -61,9 +61,23 @@ async def deployment(config: Path, redis_lines: str, workers: int) -> AsyncItera
 
 
 async def new_token(ports: dict[str, Any], user: str) -> dict[str, Any]:
-    admin, token = ports["admin"], ports["admin_token"]
-    await admin_post(admin, "/users", token, {"username": user})
-    return await admin_post(admin, "/tokens", token, {"user": user, "access": {"orders": "read"}})
+    await post(ports, "/users", {"username": user})
+    return await post(ports, "/tokens", {"user": user, "access": {"orders": "read"}})
+
+
+async def post(ports: dict[str, Any], path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An admin POST that answers 200 or 201, sent again while it answers 503 (a switch)."""
+    url = f"http://127.0.0.1:{ports['admin']}/admin/v1{path}"
+    headers = {"Authorization": f"Bearer {ports['admin_token']}"}
+    deadline = time.monotonic() + 10
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.post(url, json=body, headers=headers) as response:
+                if response.status != 503 or time.monotonic() > deadline:
+                    assert response.status in (200, 201), await response.text()
+                    result: dict[str, Any] = await response.json()
+                    return result
+            await asyncio.sleep(0.1)
 
 
 async def test_sentinel_failover_is_followed(tmp_path: Path) -> None:
@@ -107,8 +121,7 @@ async def test_cluster_serves_and_propagates_revocation(tmp_path: Path) -> None:
         ):
             made = await new_token(first, "svc")
             assert await status(second["proxy"], made["token"]) == 200  # cached on the second
-            url = f"/tokens/{made['client_id']}/revoke"
-            await admin_post(first["admin"], url, first["admin_token"], {})
+            await post(first, f"/tokens/{made['client_id']}/revoke", {})
             await asyncio.sleep(0.3)  # far inside the cache's 300 s: heard from the store
             assert await status(second["proxy"], made["token"]) == 401
             direct = redis.Redis(port=owner.port, decode_responses=True)
