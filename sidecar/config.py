@@ -476,7 +476,9 @@ def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
         ),
         **_topology(reader, table),
     )
-    reader.problems.extend(_incoherent(config))
+    unreadable = {problem.partition(":")[0] for problem in reader.problems}
+    if not unreadable & {f"redis.{key}" for key in TOPOLOGY_KEYS}:  # else: say that alone
+        reader.problems.extend(_incoherent(config))
     return config
 
 
