@@ -10,12 +10,14 @@ the new primary. Everything else Keystile does stays what it is on one Redis.
   primary of ``sentinel_service`` before each connection; a primary that
   turned replica answers writes with READONLY, which drops the connection.
 - Cluster: every key carries the ``{ks}`` hash tag (sidecar/store/keys.py), so
-  one node owns them all. Rather than send each command through redis-py's
-  ``RedisCluster`` (its pipelines refuse WATCH outside its own transaction
-  strategy, and SCAN would visit every node), the pool connects straight to
-  the owner of that slot, found with ``RedisCluster``'s slot map: WATCH,
-  MULTI/EXEC, Lua and SCAN behave exactly as on one Redis. A MOVED answer (the
-  slot moved, or a failover) drops the connection and refreshes the map.
+  one node owns them all. redis-py 8's ``RedisCluster`` does run the store's
+  WATCH/MULTI/EXEC and SCAN, but it sends commands without a key (WAIT and
+  WAITAOF of the durability modes, CONFIG GET and INFO of the start checks)
+  to a node of its choosing, and its per-node pools lack the bounded wait of
+  docs/redis-connections.md. So the pool reads ``RedisCluster``'s slot map
+  and connects straight to the owner of that slot: every command behaves
+  exactly as on one Redis. A MOVED answer or a failed connection (the slot
+  moved, or a failover) refreshes the map before the next connection.
   Invalidation events use classic PUBLISH, which a cluster delivers to the
   subscribers of every node (docs/scale-out.md).
 
