@@ -99,7 +99,7 @@ async def _redis(config: configuration.Config) -> AsyncIterator[Any]:
     from sidecar.verification.runtime import redis_client
 
     async with open_store_url(config, own_embedded=False) as url:
-        client = redis_client(url, config.redis.timeout)
+        client = redis_client(url, config.redis.timeout, topology=config.redis)
         try:
             yield client
         except StoreUnavailable as exc:

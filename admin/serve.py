@@ -55,7 +55,26 @@ def store_name(config: Config) -> str:
     """Which store the config names, for the operator: the redacted URL or the data directory."""
     if config.redis.url is not None:
         return redact(config.redis.url)
+    if config.redis.sentinels:
+        return sentinel_name(config)
     return f"the embedded store in {config.redis.data_dir.absolute()}"
+
+
+def configured_url(config: Config) -> tuple[str, str] | None:
+    """The store's URL and the key that names it; None: the embedded store.
+
+    In sentinel mode the URL only names the store (the pool asks the sentinels).
+    """
+    if config.redis.sentinels:
+        return sentinel_name(config), "redis.sentinels"
+    if config.redis.url is not None:
+        return config.redis.url, "redis.url"
+    return None
+
+
+def sentinel_name(config: Config) -> str:
+    """What stands for a URL in sentinel mode: the first sentinel and the service (no secret)."""
+    return f"sentinel://{config.redis.sentinels[0]}/{config.redis.sentinel_service}"
 
 
 def warn_if_nothing_to_proxy(config: Config) -> None:
@@ -71,10 +90,11 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
     With ``own_embedded`` False (bootstrap), a server already running on the
     data directory is reused, and one is started only for the duration.
     """
-    if config.redis.url is not None:
-        await _check_reachable(config.redis.url, config, "redis.url")
-        log.info("using redis", extra={"fields": {"url": redact(config.redis.url)}})
-        yield config.redis.url
+    if (configured := configured_url(config)) is not None:
+        url, key = configured
+        await _check_reachable(url, config, key)
+        log.info("using redis", extra={"fields": {"url": redact(url)}})
+        yield url
         return
     data_dir = config.redis.data_dir
     if not own_embedded and embedded.is_running(data_dir):
@@ -97,7 +117,7 @@ async def open_store_url(config: Config, *, own_embedded: bool) -> AsyncIterator
 
 async def _check_reachable(url: str, config: Config, key: str) -> None:
     """The store answers, and can keep what the config asks (sidecar/store/serverchecks.py)."""
-    client = redis_client(url, config.redis.timeout)
+    client = redis_client(url, config.redis.timeout, topology=config.redis)
     try:
         await RedisStore(client).ping()
         await serverchecks.check(client, config.redis, redact(url))
@@ -242,7 +262,7 @@ async def _until_signalled() -> None:
 
 async def bootstrap(config: Config, username: str) -> Issued:
     async with open_store_url(config, own_embedded=False) as url:
-        client = redis_client(url, config.redis.timeout)
+        client = redis_client(url, config.redis.timeout, topology=config.redis)
         try:
             store = AdminStore(client, Durability.from_config(config.redis))
             now = clock.now()

@@ -73,9 +73,10 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 @contextmanager
 def store_url(config: Config) -> Iterator[str]:
     """The store every worker uses: ``redis.url`` once checked, or the embedded server's."""
-    if config.redis.url is not None:
-        run(runtime._check_reachable(config.redis.url, config, "redis.url"))
-        yield config.redis.url
+    if (configured := runtime.configured_url(config)) is not None:
+        url, key = configured
+        run(runtime._check_reachable(url, config, key))
+        yield url
         return
     server = embedded.EmbeddedRedis(config.redis.data_dir, config.redis.server_binary)
     try:

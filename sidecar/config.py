@@ -99,6 +99,19 @@ class RedisConfig:
     durability_timeout_ms: int = 1000
     #: Refuse to start on a server with no persistence or an evicting policy.
     require_persistence: bool = False
+    # Sentinel and Cluster (docs/scale-out.md): at most one of url, sentinels, cluster.
+    #: Sentinels ("host:port") that name the primary of ``sentinel_service``.
+    sentinels: tuple[HostPort, ...] = ()
+    sentinel_service: str = ""
+    #: AUTH to the sentinels themselves ("": none).
+    sentinel_password: str = ""
+    #: AUTH to the primary the sentinels name (sentinel mode; a URL carries its own).
+    password: str = ""
+    #: TLS to the sentinels and the primary (sentinel mode; a URL says rediss://).
+    tls: bool = False
+    #: ``url`` is one node of a Redis Cluster; ``cluster_nodes`` are further seeds.
+    cluster: bool = False
+    cluster_nodes: tuple[HostPort, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -439,10 +452,10 @@ def _admin(reader: _Reader, table: Mapping[str, Any]) -> AdminConfig:
 
 def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
     known = {"url", "data_dir", "server_binary", "timeout", "max_connections"}
-    reader.unknown(table, "redis", known | DURABILITY_KEYS)
+    reader.unknown(table, "redis", known | DURABILITY_KEYS | TOPOLOGY_KEYS)
     d = RedisConfig()
     binary = reader.get(table, "redis", "server_binary", "", _str())
-    return RedisConfig(
+    config = RedisConfig(
         url=reader.get(table, "redis", "url", None, _optional_url),
         data_dir=Path(reader.get(table, "redis", "data_dir", str(d.data_dir), _str())),
         server_binary=binary or None,
@@ -461,7 +474,72 @@ def _redis(reader: _Reader, table: Mapping[str, Any]) -> RedisConfig:
         require_persistence=reader.get(
             table, "redis", "require_persistence", d.require_persistence, _bool
         ),
+        **_topology(reader, table),
     )
+    unreadable = {problem.partition(":")[0] for problem in reader.problems}
+    if not unreadable & {f"redis.{key}" for key in TOPOLOGY_KEYS}:  # else: say that alone
+        reader.problems.extend(_incoherent(config))
+    return config
+
+
+#: The [redis] keys of Sentinel and Cluster (sidecar/verification/topology.py).
+TOPOLOGY_KEYS = {
+    "sentinels",
+    "sentinel_service",
+    "sentinel_password",
+    "password",
+    "tls",
+    "cluster",
+    "cluster_nodes",
+}
+
+
+def _topology(reader: _Reader, table: Mapping[str, Any]) -> dict[str, Any]:
+    """The Sentinel and Cluster keys, checked to name one coherent way to the store."""
+    addresses = _list_of(host_port)
+    got: dict[str, Any] = {
+        "sentinels": reader.get(table, "redis", "sentinels", (), addresses),
+        "sentinel_service": reader.get(table, "redis", "sentinel_service", "", _str()),
+        "sentinel_password": reader.get(table, "redis", "sentinel_password", "", _str()),
+        "password": reader.get(table, "redis", "password", "", _str()),
+        "tls": reader.get(table, "redis", "tls", False, _bool),
+        "cluster": reader.get(table, "redis", "cluster", False, _bool),
+        "cluster_nodes": reader.get(table, "redis", "cluster_nodes", (), addresses),
+    }
+    return got
+
+
+def _incoherent(config: RedisConfig) -> list[str]:
+    """Each reason the url, Sentinel and Cluster keys do not name one way to the store."""
+    got = config.__dict__
+    if config.sentinels:
+        if config.url is not None:
+            return ["redis.sentinels: choose redis.url or redis.sentinels, not both"]
+        if got["cluster"]:
+            return ["redis.cluster: choose redis.sentinels or redis.cluster, not both"]
+        if not got["sentinel_service"]:
+            return ["redis.sentinel_service: required with redis.sentinels"]
+        return []
+    sentinel_only = ("sentinel_service", "sentinel_password", "password", "tls")
+    problems = [
+        f"redis.{key}: only means something with redis.sentinels"
+        for key in sentinel_only
+        if got[key]
+    ]
+    if config.cluster and (config.url is None or config.url.startswith("unix:")):
+        problems.append("redis.cluster: needs redis.url, the redis:// address of one node")
+    if got["cluster_nodes"] and not got["cluster"]:
+        problems.append("redis.cluster_nodes: only means something with redis.cluster = true")
+    return problems
+
+
+def _list_of(convert: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    def check(value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{value!r} is not a list")
+        return tuple(convert(item) for item in value)
+
+    return check
 
 
 #: The [redis] keys of sidecar/store/durability.py and sidecar/store/serverchecks.py.

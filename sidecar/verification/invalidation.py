@@ -20,7 +20,10 @@ redis-py resubscribes silently, so the listener trusts nothing it cannot check:
   the store, which answers or fails closed with 503;
 - the same read takes ``keys.EPOCH`` along (one MGET): a store flushed or
   restored (sidecar/store/epoch.py) drops the cache and, through
-  ``on_store_replaced``, every index built from the store (the admin list).
+  ``on_store_replaced``, every index built from the store (the admin list);
+- a subscription on another server than the last (a Sentinel or Cluster
+  failover, sidecar/verification/topology.py) does the same: the new primary
+  may lack the last writes.
 
 So a change reaches every replica's cache within milliseconds when the
 subscription is up, and within ``cache.max_staleness_seconds`` in any case.
@@ -97,6 +100,8 @@ class Listener:
         self.epoch = EpochWatch()
         #: Called when the store turns out flushed or restored (the admin index drops itself).
         self.on_store_replaced: list[Callable[[], None]] = []
+        #: The address of the server subscribed to last (None: not subscribed yet).
+        self.server: tuple[Any, ...] | None = None
 
     async def run(self) -> None:
         """Listen until cancelled; a failure drops the cache and starts a new subscription."""
@@ -116,6 +121,7 @@ class Listener:
         pubsub = self.redis.pubsub()
         try:
             await pubsub.subscribe(keys.EVENTS)
+            self._note_server(pubsub.connection)
             next_check = self.monotonic()
             while True:
                 _raise_if_cancelled()
@@ -129,6 +135,14 @@ class Listener:
                     self.handle(message)
         finally:
             await pubsub.aclose()
+
+    def _note_server(self, connection: Any) -> None:
+        """A subscription on another server than the last (Sentinel or Cluster failover)
+        may have lost the last writes: drop every cache and index, as for a flushed store."""
+        address = tuple(getattr(connection, name, None) for name in ("host", "port", "path"))
+        known, self.server = self.server, address
+        if known is not None and address != known:
+            self._store_replaced("the primary changed")
 
     async def _send_check(self, pubsub: PubSub) -> None:
         started = self.monotonic()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -31,6 +32,7 @@ from sidecar.verification.cache import CredentialCache
 from sidecar.verification.hashing import HashingPool
 from sidecar.verification.invalidation import Listener, local_hook
 from sidecar.verification.limits import WrongSecretLimiter
+from sidecar.verification.topology import cluster_pool, sentinel_pool
 from sidecar.verification.verifier import Verified, Verifier
 
 #: Seconds the listener gets to stop at shutdown.
@@ -47,9 +49,17 @@ LISTENER_CONNECTIONS = 2
 
 
 def redis_client(
-    url: str, timeout: float, max_connections: int = RedisConfig.max_connections
+    url: str,
+    timeout: float,
+    max_connections: int = RedisConfig.max_connections,
+    *,
+    topology: RedisConfig | None = None,
 ) -> aioredis.Redis:
     """The store client of one process (docs/redis-connections.md).
+
+    With a ``topology`` naming sentinels or a cluster, the pool finds the
+    primary itself (sidecar/verification/topology.py; ``url`` is then only a
+    name in sentinel mode).
 
     Its pool holds at most ``max_connections`` and a command waits up to
     ``timeout`` for a free one (then ``ConnectionError``: a 503), rather than
@@ -58,21 +68,34 @@ def redis_client(
     that fails under a command is retried once, on ``ConnectionError`` only
     (``sidecar/store/base.py`` says why that is safe for every command Keystile sends).
     """
-    return aioredis.Redis.from_pool(_pool(url, timeout, max_connections, retries=1))
+    pool = _pool(url, timeout, max_connections, retries=1, topology=topology)
+    return aioredis.Redis.from_pool(pool)
 
 
-def listener_client(url: str, timeout: float) -> aioredis.Redis:
+def listener_client(
+    url: str, timeout: float, *, topology: RedisConfig | None = None
+) -> aioredis.Redis:
     """The invalidation listener's own client: a flood of lookups cannot take its connections.
 
     No retry: the listener starts a new subscription after any failure.
     """
-    pool = _pool(url, timeout, LISTENER_CONNECTIONS, retries=0)
+    pool = _pool(url, timeout, LISTENER_CONNECTIONS, retries=0, topology=topology)
     return aioredis.Redis.from_pool(pool)
 
 
-def _pool(url: str, timeout: float, size: int, *, retries: int) -> BlockingConnectionPool:
-    return BlockingConnectionPool.from_url(
-        url,
+def _pool(
+    url: str, timeout: float, size: int, *, retries: int, topology: RedisConfig | None
+) -> BlockingConnectionPool:
+    options = _options(timeout, size, retries)
+    if topology is not None and topology.sentinels:
+        return sentinel_pool(topology, **options)
+    if topology is not None and topology.cluster:
+        return cluster_pool(url, topology, **options)
+    return BlockingConnectionPool.from_url(url, **options)
+
+
+def _options(timeout: float, size: int, retries: int) -> dict[str, Any]:
+    return dict(
         max_connections=size,
         timeout=timeout,
         decode_responses=True,
@@ -100,9 +123,14 @@ class Verification:
     async def _open(self) -> None:
         config = self.config
         self.redis = redis_client(
-            self.redis_url, config.redis.timeout, config.redis.max_connections
+            self.redis_url,
+            config.redis.timeout,
+            config.redis.max_connections,
+            topology=config.redis,
         )
-        self.listener_redis = listener_client(self.redis_url, config.redis.timeout)
+        self.listener_redis = listener_client(
+            self.redis_url, config.redis.timeout, topology=config.redis
+        )
         self.store = RedisStore(self.redis)
         self.pool = HashingPool.from_config(config.hashing)
         limiter = WrongSecretLimiter(self.redis, config.limits.wrong_secrets_per_minute)
