@@ -61,8 +61,6 @@ __all__ = [
     "parse",
 ]
 
-RESERVED_API_NAMES = frozenset({"admin"})
-
 
 class ConfigError(Exception):
     """The config cannot be used; ``problems`` lists every reason, each naming its key."""
@@ -181,8 +179,6 @@ def _api(index: int, item: Any, problems: list[str]) -> ApiConfig | None:
         return None
     before = len(problems)
     values = Reader(problems, {}).read(ApiConfig, item, where)
-    if values.get("name") in RESERVED_API_NAMES:
-        problems.append(f"{where}.name: {values['name']!r} is reserved for the admin API")
     return ApiConfig(**values) if len(problems) == before else None
 
 

@@ -21,6 +21,7 @@ T = TypeVar("T")
 API_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 TOKEN_PREFIX = re.compile(r"[a-z][a-z0-9]{0,15}")
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+RESERVED_API_NAMES = frozenset({"admin"})
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,16 @@ def _months(value: Any) -> tuple[int, ...]:
 
 
 months = Check(_months, "list of integers 1-120")
+
+
+def _api_name(value: Any) -> str:
+    name = string(API_NAME).convert(value)
+    if name in RESERVED_API_NAMES:
+        raise ValueError(f"{name!r} is reserved for the admin API")
+    return name
+
+
+api_name = Check(_api_name, f"string `{API_NAME.pattern}`", typed_env=False)
 
 
 def _prefix(value: Any) -> str:

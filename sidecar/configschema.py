@@ -104,9 +104,8 @@ class Reader:
     def read(self, section: type, table: Mapping[str, Any], where: str) -> dict[str, Any]:
         """The values of ``section``'s keys found in ``table`` (or the environment)."""
         declared = list(keys(section))
-        for name in table:
-            if name not in {declared_name for declared_name, _, _ in declared}:
-                self.problems.append(f"{where}.{name}: unknown key")
+        names = {name for name, _, _ in declared}
+        self.problems += [f"{where}.{name}: unknown key" for name in table if name not in names]
         values: dict[str, Any] = {}
         # A dependent check comes after the keys that bound it.
         for name, spec, default in sorted(

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.configchecks import (
-    API_NAME,
     HostPort,
+    api_name,
     boolean,
     choice,
     directory,
@@ -34,7 +34,10 @@ class ListenerConfig:
     ``[admin]`` share (docs/connections.md)."""
 
     header_timeout: float = key(
-        10.0, number(0), "seconds from a request head's first byte to its end; then 408 and close"
+        10.0,
+        number(0),
+        "seconds from a request head's first byte to its end; then 408 and close"
+        " ([connections](connections.md))",
     )
     idle_timeout: float = key(
         75.0, number(0), "seconds a connection may wait for its first or next request; then close"
@@ -138,7 +141,7 @@ class RedisConfig:
 @dataclass(frozen=True)
 class ApiConfig:
     name: str = required(
-        string(API_NAME),
+        api_name,
         "the API's name in access maps; `admin` is reserved for the admin API",
     )
     prefix: str = required(
