@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -77,6 +78,8 @@ def cluster(workdir: Path) -> Iterator[list[RedisProcess]]:
                      "--cluster-node-timeout", "1000")
         for n in range(3)
     ]  # fmt: skip
+    for node in nodes:
+        node.port = cluster_port()
     try:
         for node in nodes:
             node.start()
@@ -94,6 +97,20 @@ def cluster(workdir: Path) -> Iterator[list[RedisProcess]]:
     finally:
         for node in nodes:
             node.stop()
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (the port + 10000) is free and below 65536 too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        try:
+            with socket.socket() as bus:
+                bus.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
 
 
 def _settled(client: redis.Redis) -> bool:
