@@ -43,7 +43,10 @@ SPIN = (
 class Turns:
     keystile: list[Load] = field(default_factory=list)
     bare: list[Load] = field(default_factory=list)
-    switches: list[tuple[float, float]] = field(default_factory=list)  # per request
+    #: Per request, for "keystile" and "bare": (CPU ms, voluntary, involuntary switches).
+    costs: dict[str, list[tuple[float, float, float]]] = field(
+        default_factory=lambda: {"keystile": [], "bare": []}
+    )
 
     def ratios(self) -> list[float]:
         return [k.rps / b.rps for k, b in zip(self.keystile, self.bare, strict=True) if b.rps]
@@ -51,10 +54,8 @@ class Turns:
 
 def neighbour(bench: Bench) -> None:
     """Keystile (one cached token) against the bare proxy, quiet and beside 1 and 2 spinners."""
-    bare_url = bench.bare_url
-    if bare_url is None:
-        bare = procs.start_bare_proxy(bench.processes, bench.upstream, bench.worker_count, True)
-        bare_url = bare.url + API_PATH
+    bare = procs.start_bare_proxy(bench.processes, bench.upstream, bench.worker_count, True)
+    bare_url = bare.url + API_PATH
     proc, _, _ = bench.keystile("keystile-neighbour", bench.redis_url, procs.DEFAULT_HASHING)
     token = bearer(seed.seed_presented(bench.redis_url, 1, procs.DEFAULT_HASHING, distinct=False))
     url = proc.url + API_PATH
@@ -64,11 +65,13 @@ def neighbour(bench: Bench) -> None:
     found = {level: Turns() for level in LEVELS}
     for turn in range(rounds):
         for level in LEVELS:
-            _one_round(bench, found[level], level, turn, (url, token), (bare_url, []), proc)
+            targets = {"keystile": (url, token, proc), "bare": (bare_url, [], bare)}
+            _one_round(bench, found[level], level, turn, targets)
     for level in LEVELS:
         _rows(bench, level, found[level])
-    bench.report.note(f"neighbour: {_threads(proc)}")
+    bench.report.note(f"neighbour: Keystile {_threads(proc)}; bare proxy {_threads(bare)}")
     bench.processes.stop(proc)
+    bench.processes.stop(bare)
 
 
 def _one_round(
@@ -76,29 +79,23 @@ def _one_round(
     turns: Turns,
     level: int,
     turn: int,
-    keystile: tuple[str, list[str]],
-    bare: tuple[str, list[str]],
-    proc: Proc,
+    targets: dict[str, tuple[str, list[str], Proc]],
 ) -> None:
     bound = 2 * bench.duration + 30  # a spinner ends by itself even if nothing stops it
     spinners = [_spin(bench, f"spinner-{level}-{i}", bound) for i in range(level)]
     try:
         order = ("keystile", "bare") if turn % 2 == 0 else ("bare", "keystile")
         for name in order:
-            target, values = keystile if name == "keystile" else bare
-            before = _switches(proc)
+            target, values, proc = targets[name]
+            before = _usage(proc)
             result = load.drive(
                 target, values, connections=bench.connections, duration=bench.duration
             )
-            if name == "keystile":
-                turns.keystile.append(result)
-                after = _switches(proc)
-                count = max(result.requests, 1)
-                turns.switches.append(
-                    ((after[0] - before[0]) / count, (after[1] - before[1]) / count)
-                )
-            else:
-                turns.bare.append(result)
+            after = _usage(proc)
+            (turns.keystile if name == "keystile" else turns.bare).append(result)
+            count = max(result.requests, 1)
+            cost = tuple((a - b) / count for a, b in zip(after, before, strict=True))
+            turns.costs[name].append((cost[0] * 1000, cost[1], cost[2]))
     finally:
         for spinner in spinners:
             bench.processes.stop(spinner)
@@ -140,12 +137,18 @@ def _rows(bench: Bench, level: int, turns: Turns) -> None:
         row.target = ">= 0.9 x bare, p99 <= bare + 2 ms"
         row.result = verdict(middle >= 0.9 and k_p99 - b_p99 <= 2)
     bench.report.add(row)
-    voluntary = statistics.median(v for v, _ in turns.switches)
-    involuntary = statistics.median(i for _, i in turns.switches)
     bench.report.note(
-        f"{scenario}: Keystile per request, over all its processes: {voluntary:.2f} voluntary and "
-        f"{involuntary:.3f} involuntary context switches; p99 per run: Keystile "
-        f"{_list(turns.keystile)}, bare {_list(turns.bare)} ms"
+        f"{scenario}: per request, over all the processes of each: "
+        f"Keystile {_costs(turns.costs['keystile'])}; bare {_costs(turns.costs['bare'])}; "
+        f"p99 per run: Keystile {_list(turns.keystile)}, bare {_list(turns.bare)} ms"
+    )
+
+
+def _costs(found: list[tuple[float, float, float]]) -> str:
+    cpu, voluntary, involuntary = (statistics.median(c[i] for c in found) for i in range(3))
+    return (
+        f"{cpu * 1000:.0f} us CPU, {voluntary:.3f} voluntary and {involuntary:.3f} "
+        "involuntary context switches"
     )
 
 
@@ -161,10 +164,11 @@ def _list(runs: list[Load]) -> str:
     return ", ".join(f"{r.p99_ms:.1f}" for r in runs)
 
 
-def _switches(proc: Proc) -> tuple[int, int]:
-    """Voluntary and involuntary context switches of every thread of the process tree."""
+def _usage(proc: Proc) -> tuple[float, int, int]:
+    """CPU seconds, voluntary and involuntary context switches of the whole process tree."""
     voluntary = involuntary = 0
-    for pid in proc.rss_mib():
+    pids = list(proc.rss_mib())
+    for pid in pids:
         for status in Path(f"/proc/{pid}/task").glob("*/status"):
             try:
                 text = status.read_text()
@@ -175,11 +179,11 @@ def _switches(proc: Proc) -> tuple[int, int]:
                     voluntary += int(line.split()[1])
                 elif line.startswith("nonvoluntary_ctxt_switches:"):
                     involuntary += int(line.split()[1])
-    return voluntary, involuntary
+    return sum(procs._cpu_seconds(pid) for pid in pids), voluntary, involuntary
 
 
 def _threads(proc: Proc) -> str:
-    """Threads per process of the Keystile tree, by thread name."""
+    """Threads per process of the tree, by thread name."""
     parts = []
     for pid in sorted(proc.rss_mib()):
         names = []
@@ -189,4 +193,4 @@ def _threads(proc: Proc) -> str:
             except OSError:
                 continue
         parts.append(f"pid {pid}: {len(names)} threads ({', '.join(sorted(names))})")
-    return "Keystile processes and threads: " + "; ".join(parts)
+    return "; ".join(parts)
