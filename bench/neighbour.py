@@ -54,7 +54,7 @@ class Turns:
 
 def neighbour(bench: Bench) -> None:
     """Keystile (one cached token) against the bare proxy, quiet and beside 1 and 2 spinners."""
-    bare = procs.start_bare_proxy(bench.processes, bench.upstream, bench.worker_count, True)
+    bare = procs.start_bare_proxy(bench.processes, bench.upstream, bench.worker_count, bench.uvloop)
     bare_url = bare.url + API_PATH
     proc, _, _ = bench.keystile("keystile-neighbour", bench.redis_url, procs.DEFAULT_HASHING)
     token = bearer(seed.seed_presented(bench.redis_url, 1, procs.DEFAULT_HASHING, distinct=False))
