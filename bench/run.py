@@ -25,12 +25,15 @@ from pathlib import Path
 
 import context
 import load
+import neighbour
 import procs
 import scenarios
 from report import Report
 
 RESULTS = procs.BENCH / "results" / "latest.md"
-SCENARIOS = ("baselines", "main", "store", "revocation", "memory", "admin-search")
+SCENARIOS = ("baselines", "main", "store", "revocation", "memory", "admin-search", "neighbour")
+#: Run only when asked: it takes minutes and loads the CPU on purpose.
+ON_REQUEST = ("neighbour",)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -41,7 +44,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         choices=SCENARIOS,
         help="run only these (repeatable): baselines; main (cached, flood, cold); "
-        "store (1,000 vs 1,000,000 tokens); revocation; memory; admin-search",
+        "store (1,000 vs 1,000,000 tokens); revocation; memory; admin-search; "
+        "neighbour (the hot path beside busy loops; only when asked)",
     )
     parser.add_argument(
         "--workers", type=int, help="Keystile and baseline workers (default: one per core)"
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.source is not None:
         procs.SOURCE = args.source.resolve()
-    chosen = args.scenario or list(SCENARIOS)
+    chosen = args.scenario or [s for s in SCENARIOS if s not in ON_REQUEST]
     workers = _workers(args.workers)
     workdir = Path(tempfile.mkdtemp(prefix="keystile-bench-"))
     command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -116,6 +120,8 @@ def _run(bench: context.Bench, chosen: list[str]) -> None:
         _step("memory", lambda: scenarios.memory(bench))
     if "admin-search" in chosen:
         _step("admin search", lambda: scenarios.admin_search(bench))
+    if "neighbour" in chosen:
+        _step("beside a busy neighbour", lambda: neighbour.neighbour(bench))
 
 
 def _step(name: str, body: Callable[[], None]) -> None:

@@ -11,12 +11,27 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, TextIO, cast
 
 from sidecar.config import LogConfig
 
 #: One encoder for every line: ``json.dumps(default=...)`` builds a new one per call.
 _ENCODER = json.JSONEncoder(default=str)
+#: And ``JSONEncoder.encode`` still builds a C encoder per call, with a dict to
+#: catch cycles: this one is built once. Our lines are flat dicts of our own
+#: values, never cyclic; about 4 us less per access line (bench neighbour).
+_C_ENCODER = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+)
+
+
+def _encode(entry: dict[str, Any]) -> str:
+    if _C_ENCODER is None:  # an interpreter without the _json accelerator
+        return _ENCODER.encode(entry)
+    return "".join(_C_ENCODER(entry, 0))
 
 
 class LineFormatter(logging.Formatter):
@@ -50,7 +65,7 @@ class JsonFormatter(LineFormatter):
         millis = int((created - int(created)) * 1000)
         entry = {"ts": f"{stamp}.{millis:03d}Z", "level": level, "logger": name, "msg": message}
         entry.update(fields)
-        return _ENCODER.encode(entry)
+        return _encode(entry)
 
 
 class TextFormatter(LineFormatter):
