@@ -27,10 +27,13 @@ import context
 import load
 import procs
 import scenarios
+import soak
 from report import Report
 
 RESULTS = procs.BENCH / "results" / "latest.md"
-SCENARIOS = ("baselines", "main", "store", "revocation", "memory", "admin-search")
+SCENARIOS = ("baselines", "main", "store", "revocation", "memory", "admin-search", "soak")
+#: Run only when named: the soak takes half an hour.
+DEFAULT = SCENARIOS[:-1]
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -41,7 +44,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         choices=SCENARIOS,
         help="run only these (repeatable): baselines; main (cached, flood, cold); "
-        "store (1,000 vs 1,000,000 tokens); revocation; memory; admin-search",
+        "store (1,000 vs 1,000,000 tokens); revocation; memory; admin-search; "
+        "soak (only when named)",
     )
     parser.add_argument(
         "--workers", type=int, help="Keystile and baseline workers (default: one per core)"
@@ -58,6 +62,24 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=RESULTS, help="where the Markdown table goes"
     )
+    parser.add_argument(
+        "--soak-minutes", type=float, default=30.0, help="how long the soak runs (default 30)"
+    )
+    parser.add_argument(
+        "--restart-every",
+        type=float,
+        default=5.0,
+        help="minutes between the soak's Redis restarts (default 5)",
+    )
+    parser.add_argument(
+        "--soak-rate", type=int, default=200, help="the soak's requests per second (default 200)"
+    )
+    parser.add_argument(
+        "--soak-appendfsync",
+        choices=("always", "everysec"),
+        default="always",
+        help="the soak's Redis appendfsync (default always)",
+    )
     return parser.parse_args(argv)
 
 
@@ -65,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.source is not None:
         procs.SOURCE = args.source.resolve()
-    chosen = args.scenario or list(SCENARIOS)
+    chosen = args.scenario or list(DEFAULT)
     workers = _workers(args.workers)
     workdir = Path(tempfile.mkdtemp(prefix="keystile-bench-"))
     command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -92,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         report.note(f"load average at the start: {_load_average()}")
         _run(bench, chosen)
+        if "soak" in chosen:
+            settings = soak.Settings(
+                args.soak_minutes, args.restart_every, args.soak_rate, args.soak_appendfsync
+            )
+            _step("soak", lambda: soak.run(bench, settings))
         report.note(f"load average at the end: {_load_average()}")
     except (procs.StartFailed, subprocess.CalledProcessError, RuntimeError) as exc:
         report.note(f"the run stopped early: {exc}")
