@@ -117,10 +117,12 @@ def run(bench: Bench, settings: Settings) -> None:
     proc.wait_until_idle()
     admin_token = procs.bootstrap_admin(config)
     state = State()
-    before = _footprint(proc)
+    ports = {store.port: "redis", bench.upstream.port: "upstream", proxy_port: "proxy",
+             admin_port: "admin"}  # fmt: skip
+    before = _footprint(proc, ports)
     asyncio.run(_soak(proc, f"http://127.0.0.1:{admin_port}", admin_token, store, settings, state))
     time.sleep(1)  # let the workers close the load's keep-alive connections
-    after = _footprint(proc)
+    after = _footprint(proc, ports)
     lost = asyncio.run(_lost_writes(store.url, state))
     final = asyncio.run(_final_probe(proc.url + API_PATH, state))
     _report(bench, settings, state, lost, final, before, after, proc.popen.pid)
@@ -128,15 +130,44 @@ def run(bench: Bench, settings: Settings) -> None:
     bench.processes.stop(store.proc)
 
 
-def _footprint(proc: Proc) -> dict[int, tuple[float, int]]:
-    """pid -> (RSS MiB, open file descriptors) for the supervisor and each worker."""
+def _footprint(proc: Proc, ports: dict[int, str]) -> dict[int, tuple[float, int, str]]:
+    """pid -> (RSS MiB, open fds, what the sockets among them lead to) per Keystile process."""
+    peers = _tcp_peers()
     out = {}
     for pid, rss in proc.rss_mib().items():
+        kinds: Counter[str] = Counter()
         try:
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:
-            fds = -1
-        out[pid] = (rss, fds)
+            links = []
+        for link in links:
+            if link.startswith("socket:["):
+                kinds[_socket_kind(*peers.get(link[8:-1], (0, 0)), ports)] += 1
+        shown = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        out[pid] = (rss, len(links), shown or "no sockets")
+    return out
+
+
+def _socket_kind(local: int, remote: int, ports: dict[int, str]) -> str:
+    if remote in ports:
+        return f"to {ports[remote]}"
+    if local in ports:
+        return f"listening on {ports[local]}" if remote == 0 else f"client of {ports[local]}"
+    return "other (unix or pipe)" if local == 0 else "other"
+
+
+def _tcp_peers() -> dict[str, tuple[int, int]]:
+    """socket inode -> (local port, remote port) for every TCP socket, from /proc/net."""
+    out = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote = (int(a.rsplit(":", 1)[1], 16) for a in fields[1:3])
+            out[fields[9]] = (local, remote)
     return out
 
 
@@ -313,8 +344,8 @@ def _report(
     state: State,
     lost: tuple[int, int],
     final: Counter[int],
-    before: dict[int, tuple[float, int]],
-    after: dict[int, tuple[float, int]],
+    before: dict[int, tuple[float, int, str]],
+    after: dict[int, tuple[float, int, str]],
     supervisor: int,
 ) -> None:
     report, total = bench.report, sum(state.statuses.values())
@@ -358,13 +389,19 @@ def _report(
         f"Redis {_redis_version()} with appendonly yes, appendfsync {s.appendfsync}; "
         'redis.durability = "local" (the default)'
     )
-    if outside:
-        report.note(f"soak: errors outside the restarts: {Counter(e for _, e in outside)}")
+    inside = [e for e in state.errors if e not in outside]
+    report.note(
+        f"soak: errors outside the restarts: {dict(Counter(e for _, e in outside))}; "
+        f"inside: {dict(Counter(e for _, e in inside))}"
+    )
     for pid in sorted(set(before) | set(after)):
-        (rss0, fd0), (rss1, fd1) = before.get(pid, (0.0, 0)), after.get(pid, (0.0, 0))
+        (rss0, fd0, kinds0), (rss1, fd1, kinds1) = (
+            found.get(pid, (0.0, 0, "gone")) for found in (before, after)
+        )
         role = "supervisor" if pid == supervisor else _command(pid)
         report.note(
-            f"soak: {role} pid {pid}: RSS {rss0:.1f} -> {rss1:.1f} MiB, open fds {fd0} -> {fd1}"
+            f"soak: {role} pid {pid}: RSS {rss0:.1f} -> {rss1:.1f} MiB, open fds {fd0} -> {fd1} "
+            f"(sockets at the start: {kinds0}; at the end: {kinds1})"
         )
 
 
