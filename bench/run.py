@@ -28,12 +28,22 @@ import load
 import neighbour
 import procs
 import scenarios
+import soak
 from report import Report
 
 RESULTS = procs.BENCH / "results" / "latest.md"
-SCENARIOS = ("baselines", "main", "store", "revocation", "memory", "admin-search", "neighbour")
-#: Run only when asked: it takes minutes and loads the CPU on purpose.
-ON_REQUEST = ("neighbour",)
+SCENARIOS = (
+    "baselines",
+    "main",
+    "store",
+    "revocation",
+    "memory",
+    "admin-search",
+    "neighbour",
+    "soak",
+)
+#: Run only when named: they take minutes (the soak half an hour) and load the CPU on purpose.
+ON_REQUEST = ("neighbour", "soak")
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -45,7 +55,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         choices=SCENARIOS,
         help="run only these (repeatable): baselines; main (cached, flood, cold); "
         "store (1,000 vs 1,000,000 tokens); revocation; memory; admin-search; "
-        "neighbour (the hot path beside busy loops; only when asked)",
+        "neighbour (the hot path beside busy loops); soak (30 minutes); these two only when named",
     )
     parser.add_argument(
         "--workers", type=int, help="Keystile and baseline workers (default: one per core)"
@@ -61,6 +71,24 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--output", type=Path, default=RESULTS, help="where the Markdown table goes"
+    )
+    parser.add_argument(
+        "--soak-minutes", type=float, default=30.0, help="how long the soak runs (default 30)"
+    )
+    parser.add_argument(
+        "--restart-every",
+        type=float,
+        default=5.0,
+        help="minutes between the soak's Redis restarts (default 5)",
+    )
+    parser.add_argument(
+        "--soak-rate", type=int, default=200, help="the soak's requests per second (default 200)"
+    )
+    parser.add_argument(
+        "--soak-appendfsync",
+        choices=("always", "everysec"),
+        default="always",
+        help="the soak's Redis appendfsync (default always)",
     )
     return parser.parse_args(argv)
 
@@ -96,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         report.note(f"load average at the start: {_load_average()}")
         _run(bench, chosen)
+        if "soak" in chosen:
+            settings = soak.Settings(
+                args.soak_minutes, args.restart_every, args.soak_rate, args.soak_appendfsync
+            )
+            _step("soak", lambda: soak.run(bench, settings))
         report.note(f"load average at the end: {_load_average()}")
     except (procs.StartFailed, subprocess.CalledProcessError, RuntimeError) as exc:
         report.note(f"the run stopped early: {exc}")
