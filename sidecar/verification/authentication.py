@@ -40,7 +40,9 @@ class Record(Protocol):
 Otherwise = Callable[[], Awaitable[Verified]]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: the proxy makes one per request, and a frozen dataclass's __init__
+# (object.__setattr__ per field) costs 2 µs where this one costs a fraction of that.
+@dataclass(slots=True)
 class Authenticator:
     """The process's verifier, with the metric, the access record, the tarpit and usage."""
 
