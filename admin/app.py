@@ -5,10 +5,12 @@
 
 Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
 flusher, the retention passes) is opened and closed in ``cleanup_ctx``; the
-store pool is the process's one (``Verification``). Callers are verified by
-``admin.auth`` with the process's shared verifier, the proxy's own, or by a web
-console session (admin/console/), whose page and static files the same listener
-serves at ``/``.
+store pool and the argon2 pool are the process's ones (``Verification``), so
+issuing a secret waits in the same bounded queue as verifying one. Callers
+are verified by ``admin.auth`` on the proxy's own authentication path, or by a
+web console session (admin/console/), whose page and static files the same
+listener serves at ``/``. Every request leaves one line in the proxy's access
+log (sidecar/proxy/accesslog.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiohttp import web
 
 from admin import openapi, views_me, views_people, views_tokens
 from admin.auth import AdminVerifier
+from admin.authz import ADMIN_API
 from admin.console import views as console_views
 from admin.console.auth import ConsoleAuth
 from admin.console.headers import add_security_headers
@@ -32,6 +35,7 @@ from admin.state import (
     CONFIG,
     CONSOLE,
     INDEX,
+    METRICS,
     REDIS_URL,
     RULES,
     SERVICE,
@@ -42,12 +46,14 @@ from admin.state import (
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar.config import Config, RetentionConfig
+from sidecar.ops.metrics import ProxyMetrics
+from sidecar.proxy import accesslog
 from sidecar.proxy.errorbodies import json_errors
 from sidecar.store import retention
 from sidecar.store.durability import Durability
 from sidecar.store.management import AdminStore
 from sidecar.verification import runtime, usage
-from sidecar.verification.hashing import Argon2Hasher
+from sidecar.verification.authentication import Authenticator
 
 __all__ = ["CONFIG", "REDIS_URL", "STORE", "build_admin_app"]
 
@@ -65,8 +71,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         sessions = SessionStore(shared.redis, config.admin.session_idle_seconds)
         app[CONSOLE] = ConsoleAuth(sessions, store)
         async with usage.recording(store, config.tokens.last_used_interval) as used:
-            app[VERIFIER] = AdminVerifier(shared.verifier, used, app[CONSOLE])
-            app[SERVICE] = Service(store, Argon2Hasher(config.hashing), config.tokens.prefix)
+            authenticator = Authenticator(config, shared.verifier, used, app[METRICS])
+            app[VERIFIER] = AdminVerifier(authenticator, app[CONSOLE])
+            # Issuing hashes in the verifier's bounded pool: a flood of creates is a 503 too.
+            app[SERVICE] = Service(store, shared.pool, config.tokens.prefix)
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
             # A flushed or restored store (sidecar/store/epoch.py) empties the index at once.
             shared.listener.on_store_replaced.append(app[INDEX].drop)
@@ -97,12 +105,22 @@ def _retained(app: web.Application, client: aioredis.Redis) -> AbstractAsyncCont
     return retention.running(client, policy)
 
 
-def build_admin_app(config: Config, redis_url: str, *, warm_index: bool = True) -> web.Application:
+def build_admin_app(
+    config: Config,
+    redis_url: str,
+    *,
+    warm_index: bool = True,
+    metrics: ProxyMetrics | None = None,
+) -> web.Application:
+    """The admin app; ``metrics`` the proxy's, so its auth counters count admin callers too."""
+    access_log = accesslog.middleware(api=ADMIN_API, starts_as="answered", counted=False)
     app = web.Application(
-        middlewares=[json_errors(config.proxy.retry_after), store_errors],
+        middlewares=[access_log, json_errors(config.proxy.retry_after), store_errors],
         client_max_size=config.admin.max_body_bytes,
     )
     app[CONFIG] = config
+    # Alone (tests, embedding), a registry nobody scrapes; under `serve`, the proxy's.
+    app[METRICS] = metrics or ProxyMetrics()
     app[REDIS_URL] = redis_url
     app[WARM_INDEX] = warm_index
     app[RULES] = Rules.from_config(config)

@@ -1,66 +1,56 @@
-"""Authenticating admin callers with the same credentials and verifier as the proxy.
+"""Authenticating admin callers on the proxy's own path (sidecar/verification/authentication.py).
 
     request -> credentials (pure) -> the process's shared Verifier -> Caller
             -> no credential: the web console's session cookie (admin/console/auth.py)
 
-The admin listener uses the proxy's ``Verifier`` (sidecar/verification/runtime.py): the
-same checks, the same cache, the same wrong-secret limit and argon2 pool. A
-token revoked, expired, regenerated or belonging to a deactivated user is
-refused by the next admin call: this process's writes drop its cache entries
-before they answer (``StoreBase.after_commit``), other processes' writes
-arrive through pub/sub. Every refusal is the proxy's one ``InvalidToken``; every
-acceptance sets the token's ``last_used_at``, batched as the proxy's (verification.usage).
-A request that presents a credential is judged by it alone, never by a
-console cookie it may also carry.
+The admin listener uses the proxy's ``Authenticator`` over the proxy's
+``Verifier`` (sidecar/verification/runtime.py): the same checks, the same
+cache, the same wrong-secret limit (keyed by the address the access log
+shows, per ``proxy.trusted_hops``), the same argon2 pool, tarpit and auth
+metrics, and the same access-log record. A token revoked, expired,
+regenerated or belonging to a deactivated user is refused by the next admin
+call: this process's writes drop its cache entries before they answer
+(``StoreBase.after_commit``), other processes' writes arrive through pub/sub.
+Every refusal is the proxy's one ``InvalidToken``; every acceptance sets the
+token's ``last_used_at``, batched as the proxy's (verification.usage): a token
+used only on the admin API is in use, and a clean-up of tokens unused for
+months must not find an admin's working token among them. A request that
+presents a credential is judged by it alone, never by a console cookie it may
+also carry.
 """
 
 from __future__ import annotations
+
+import functools
 
 from aiohttp import web
 
 from admin.authz import Caller
 from admin.console.auth import COOKIE, ConsoleAuth, caller_of
-from sidecar import credentials
-from sidecar.config import Config
 from sidecar.credentials import Presented
-from sidecar.errors import KeystileError, MissingCredential
-from sidecar.verification import limits
-from sidecar.verification.usage import UsageRecorder
-from sidecar.verification.verifier import Verifier
+from sidecar.errors import KeystileError
+from sidecar.proxy.state import outcome_of
+from sidecar.verification.authentication import Authenticator, Otherwise
 
 
 class AdminVerifier:
-    def __init__(
-        self, verifier: Verifier, usage: UsageRecorder, console: ConsoleAuth | None = None
-    ) -> None:
-        self.verifier = verifier
-        # A token used only on the admin API is in use: a clean-up of tokens
-        # unused for months must not find an admin's working token among them.
-        self.usage = usage
+    def __init__(self, authenticator: Authenticator, console: ConsoleAuth | None = None) -> None:
+        self.authenticator = authenticator
         self.console = console
 
-    async def caller(self, request: web.Request, config: Config) -> Caller:
-        try:
-            presented = credentials.read_request(
-                request.headers, config.tokens.prefix, config.headers
-            )
-        except MissingCredential:
-            if self.console is not None and COOKIE in request.cookies:
-                found = await self.console.caller(request)
-                self.usage.note(found.client_id)  # the console's use is a use of its token
-                return found
-            raise
-        except KeystileError as error:
-            await limits.tarpit(error, config.limits.refusal_delay_seconds)
-            raise
-        return await self.verify(presented, request, config)
-
-    async def verify(self, presented: Presented, request: web.Request, config: Config) -> Caller:
-        """``presented`` through the proxy's verifier, a refused guess held in the tarpit."""
-        try:
-            verified = await self.verifier.verify(presented, request.remote)
-        except KeystileError as error:
-            await limits.tarpit(error, config.limits.refusal_delay_seconds)
-            raise
-        self.usage.note(verified.client_id)
+    async def caller(self, request: web.Request) -> Caller:
+        """The caller behind the request's credential, or else behind its console session."""
+        session: Otherwise | None = None
+        if self.console is not None and COOKIE in request.cookies:
+            session = functools.partial(self.console.verified, request)
+        record = outcome_of(request)
+        verified = await self.authenticator.authenticate(request.headers, record, session)
         return caller_of(verified)
+
+    async def verify(self, presented: Presented, request: web.Request) -> Caller:
+        """``presented`` (a console sign-in's) through the proxy's verifier and its records."""
+        return caller_of(await self.authenticator.verify(presented, outcome_of(request)))
+
+    async def refused(self, error: KeystileError, request: web.Request) -> None:
+        """Record a credential refused before it reached the verifier; a guess waits."""
+        await self.authenticator.refused(error, outcome_of(request))

@@ -32,6 +32,7 @@ from sidecar.errors import StoreUnavailable
 from sidecar.ops import embedded
 from sidecar.proxy.app import build_proxy_app
 from sidecar.proxy.listeners import ProxyRunner, QuietRunner
+from sidecar.proxy.state import METRICS
 from sidecar.records import User
 from sidecar.redaction import redact
 from sidecar.store import serverchecks
@@ -224,10 +225,10 @@ async def serve_on(
     ``shared_metrics`` the directory where the workers' metrics meet (``admin.workers``)."""
     # One cache, argon2 pool and invalidation listener for both listeners of this process.
     shared = Verification(config, url)
-    proxy_app, admin_app = (
-        build_proxy_app(config, url, shared_metrics=shared_metrics),
-        build_admin_app(config, url, warm_index=warm_index),
-    )
+    proxy_app = build_proxy_app(config, url, shared_metrics=shared_metrics)
+    # The proxy's metrics, so that /_keystile/metrics counts admin authentications too.
+    metrics = proxy_app[METRICS]
+    admin_app = build_admin_app(config, url, warm_index=warm_index, metrics=metrics)
     proxy_app[SHARED] = admin_app[SHARED] = shared
     proxy = ProxyRunner(proxy_app, config.proxy)
     # Admin callers send credentials too: never echo them.

@@ -1,6 +1,8 @@
 """The admin operations that need more than one store call: issuing and regenerating.
 
-A secret is drawn and hashed here (argon2 off the event loop), the store
+A secret is drawn and hashed here (in the process's bounded argon2 pool, the
+one verification uses: past its queue, a 503 ``overloaded`` before any store
+change), the store
 change is one transaction, and the plaintext exists only in the returned
 ``Issued``, which the view shows once.
 """
@@ -12,20 +14,20 @@ from datetime import timedelta
 from admin.schema import NewToken, Regeneration
 from sidecar import clock, tokenformat
 from sidecar.store.management import AdminStore
-from sidecar.verification.hashing import Hasher
+from sidecar.verification.hashing import HashingPool
 from sidecar.verification.issuing import Issued, hash_secret, issue_token
 
 
 class Service:
-    def __init__(self, store: AdminStore, hasher: Hasher, prefix: str) -> None:
+    def __init__(self, store: AdminStore, pool: HashingPool, prefix: str) -> None:
         self.store = store
-        self.hasher = hasher
+        self.pool = pool
         self.prefix = prefix
 
     async def create_token(self, draft: NewToken, actor: str) -> Issued:
         return await issue_token(
             self.store,
-            self.hasher,
+            self.pool,
             self.prefix,
             user=draft.user,
             actor=actor,
@@ -37,7 +39,7 @@ class Service:
 
     async def regenerate(self, client_id: str, change: Regeneration, actor: str) -> Issued:
         secret = tokenformat.new_client_secret()
-        secret_hash = await hash_secret(self.hasher, secret)
+        secret_hash = await hash_secret(self.pool, secret)
         grace_until = None
         if change.grace_seconds:
             grace_until = clock.to_rfc3339(clock.now() + timedelta(seconds=change.grace_seconds))

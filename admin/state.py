@@ -1,4 +1,8 @@
-"""The admin application's typed state, shared by its views."""
+"""The admin application's typed state, shared by its views.
+
+``CONFIG`` and ``METRICS`` are the proxy app's own keys: the access-log
+middleware (sidecar/proxy/accesslog.py) reads them on both listeners.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from admin.console.auth import ConsoleAuth
 from admin.schema import Rules
 from admin.service import Service
 from admin.tokenindex import TokenIndex
-from sidecar.config import Config
+from sidecar.proxy.state import CONFIG, METRICS
 from sidecar.store.management import AdminStore
 
-CONFIG = web.AppKey("config", Config)
+__all__ = ["CONFIG", "METRICS"]  # and the admin app's own keys below
+
 REDIS_URL = web.AppKey("redis_url", str)
 STORE = web.AppKey("store", AdminStore)
 VERIFIER = web.AppKey("verifier", AdminVerifier)

@@ -26,7 +26,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 async def caller(request: web.Request) -> Caller:
     """Any valid token: enough for the self-service endpoints."""
-    return await request.app[VERIFIER].caller(request, request.app[CONFIG])
+    return await request.app[VERIFIER].caller(request)
 
 
 async def admin_caller(request: web.Request) -> Caller:

@@ -64,16 +64,16 @@ class ConsoleAuth:
         return session_id, session, credential
 
     async def signed_in(self, request: web.Request) -> tuple[str, Session, Caller]:
-        """The session's id, record and caller; no CSRF check (see ``caller``)."""
+        """The session's id, record and caller; no CSRF check (see ``verified``)."""
         session_id, session, credential = await self.session(request)
         return session_id, session, caller_of(verified_identity(credential, session.client_id))
 
-    async def caller(self, request: web.Request) -> Caller:
-        """The caller behind the request's console session, CSRF checked on unsafe methods."""
-        _, session, found = await self.signed_in(request)
+    async def verified(self, request: web.Request) -> Verified:
+        """The identity behind the request's console session, CSRF checked on unsafe methods."""
+        _, session, credential = await self.session(request)
         if request.method not in SAFE_METHODS:
             check_csrf(request, session)
-        return found
+        return verified_identity(credential, session.client_id)
 
 
 def _check(session: Session, credential: Credential | None) -> None:

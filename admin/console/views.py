@@ -24,7 +24,6 @@ from admin.views_shared import NO_STORE, answer, read_body
 from sidecar import clock, credentials
 from sidecar.credentials import MAX_CREDENTIAL_LENGTH
 from sidecar.errors import InvalidRequest, InvalidToken, KeystileError
-from sidecar.verification import limits
 
 STATIC = Path(__file__).parent / "static"
 SESSION = "/console/v1/session"
@@ -44,11 +43,11 @@ async def sign_in(request: web.Request) -> web.Response:
         presented = credentials.read(config.tokens.prefix, [f"Bearer {token}"], [], [])
     except (InvalidToken, InvalidRequest) as error:
         refused = InvalidToken(error.reason, field="token")
-        await limits.tarpit(refused, config.limits.refusal_delay_seconds)
+        await request.app[VERIFIER].refused(refused, request)
         raise refused from None
     try:
         # The API's own path: cache, wrong-secret limit (429) and tarpit.
-        caller = await request.app[VERIFIER].verify(presented, request, config)
+        caller = await request.app[VERIFIER].verify(presented, request)
     except InvalidToken as error:
         raise InvalidToken(error.reason, field="token") from None
     record = await request.app[STORE].get_token(caller.client_id)

@@ -2,9 +2,11 @@
 
     headers -> credentials (pure) -> verifier -> routing (pure) -> policy (pure)
 
-``authenticate`` records the auth outcome (metric, and the request's
-``Outcome`` for the access log) whatever it is; ``authorize`` answers the API
-route and the effective level, or raises the 400/403/404 of spec section 3.
+``authenticate`` takes the one authentication path of every listener
+(sidecar/verification/authentication.py), which records the auth outcome
+(metric, and the request's ``Outcome`` for the access log) whatever it is;
+``authorize`` answers the API route and the effective level, or raises the
+400/403/404 of spec section 3.
 """
 
 from __future__ import annotations
@@ -13,17 +15,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sidecar import credentials, headers, routing
-from sidecar.errors import (
-    InsufficientScope,
-    InvalidRequest,
-    KeystileError,
-    NotFound,
-    StoreUnavailable,
-)
+from sidecar import headers, routing
+from sidecar.errors import InsufficientScope, InvalidRequest, NotFound
 from sidecar.policy import Level, allows, effective_level
 from sidecar.proxy.state import CONFIG, METRICS, USAGE, VERIFIER, outcome_of
-from sidecar.verification import limits
+from sidecar.verification.authentication import Authenticator
 from sidecar.verification.verifier import Verified
 
 
@@ -41,24 +37,10 @@ class Decision:
 
 
 async def authenticate(request: web.Request) -> Verified:
-    config = request.app[CONFIG]
-    metrics = request.app[METRICS]
-    try:
-        presented = credentials.read_request(request.headers, config.tokens.prefix, config.headers)
-        # The client's address keys the wrong-secret limit (429), as in the access log.
-        verified = await request.app[VERIFIER].verify(presented, outcome_of(request).client)
-    except KeystileError as error:
-        if isinstance(error, StoreUnavailable):
-            metrics.store_errors.inc()
-        metrics.count_refusal(error.code, error.reason)
-        outcome_of(request).reason = error.reason
-        await limits.tarpit(error, config.limits.refusal_delay_seconds)
-        raise
-    metrics.auth_ok.inc()
-    outcome_of(request).client_id = verified.client_id
-    outcome_of(request).user = verified.username
-    request.app[USAGE].note(verified.client_id)
-    return verified
+    """The caller, through the one path the admin API shares (verification.authentication)."""
+    app = request.app
+    authenticator = Authenticator(app[CONFIG], app[VERIFIER], app[USAGE], app[METRICS])
+    return await authenticator.authenticate(request.headers, outcome_of(request))
 
 
 def authorize(request: web.Request, verified: Verified, method: str, raw_path: str) -> Decision:

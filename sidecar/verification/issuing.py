@@ -1,7 +1,8 @@
 """Issuing secrets: a new token, or a new secret for an existing one.
 
 The plaintext secret exists only in the value returned here, which the caller
-shows once; the store keeps the argon2id hash.
+shows once; the store keeps the argon2id hash. The secret is hashed before any
+store change, so a hash refused (a full argon2 queue) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sidecar import clock, tokenformat
 from sidecar.records import Token
 from sidecar.store.changes import Conflict
 from sidecar.store.tokens import TokenStore
-from sidecar.verification.hashing import Hasher
+from sidecar.verification.hashing import Hasher, HashingPool
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,23 @@ class Issued:
         return f"Issued(client_id={self.token.client_id!r}, client_secret='***')"
 
 
-async def hash_secret(hasher: Hasher, secret: str) -> str:
+async def hash_secret(hashing: HashingPool | Hasher, secret: str) -> str:
+    """The argon2id hash of ``secret``, off the event loop.
+
+    A serving process hashes in its ``HashingPool``, the one verification
+    uses: bounded by ``hashing.threads`` and ``hashing.queue_size``, and a
+    full queue is ``Overloaded`` (503) before anything is stored. A bare
+    ``Hasher`` is for a one-shot process with no pool (``keystile bootstrap``).
+    """
+    if isinstance(hashing, HashingPool):
+        return await hashing.hash(secret)
     # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-    return await asyncio.to_thread(hasher.hash, secret)
+    return await asyncio.to_thread(hashing.hash, secret)
 
 
 async def issue_token(
     store: TokenStore,
-    hasher: Hasher,
+    hashing: HashingPool | Hasher,
     prefix: str,
     *,
     user: str,
@@ -46,7 +56,7 @@ async def issue_token(
     access: Mapping[str, str] | None = None,
 ) -> Issued:
     secret = tokenformat.new_client_secret()
-    secret_hash = await hash_secret(hasher, secret)
+    secret_hash = await hash_secret(hashing, secret)
     now = clock.to_rfc3339(clock.now())
     for _ in range(5):
         draft = Token(

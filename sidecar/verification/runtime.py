@@ -207,7 +207,7 @@ class VerificationMetrics:
         )
         self.refused = Counter(
             "keystile_argon2_refused",
-            "Verifications refused with 503 because the argon2 queue was full",
+            "argon2 jobs (verifications, issued secrets) refused with 503: the queue was full",
             registry=registry,
         )
         #: What ``publish`` added so far, by counter (a labelled child, or one without labels).
