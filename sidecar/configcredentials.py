@@ -61,7 +61,7 @@ class HashingConfig:
     queue_size: int = key(
         32,
         integer(0),
-        "verifications that may wait for a thread; past that, a new one gets 503 `overloaded`"
+        "hashings (verifications, and secrets being issued) that may wait for a thread; past that, a new one gets 503 `overloaded`"
         " at once",
     )
 
