@@ -61,8 +61,8 @@ class HashingConfig:
     queue_size: int = key(
         32,
         integer(0),
-        "hashings (verifications, and secrets being issued) that may wait for a thread; past that, a new one gets 503 `overloaded`"
-        " at once",
+        "hashings (verifications, and secrets being issued) that may wait for a thread;"
+        " past that, a new one gets 503 `overloaded` at once",
     )
 
 
