@@ -10,7 +10,6 @@ app with ``sidecar.proxy.listeners.ProxyRunner``, which never echoes a bad reque
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from sidecar import headers
 from sidecar.config import Config
 from sidecar.errors import BodyTooLarge, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
 from sidecar.ops.metrics import CONTENT_TYPE, OWN_API, ProxyMetrics
-from sidecar.proxy import accesslog, forwardauth, websocket
+from sidecar.proxy import accesslog, aiohttp_internals, forwardauth, websocket
 from sidecar.proxy.decision import Decision, authenticate, authorize
 from sidecar.proxy.errorbodies import error_response, json_errors
 from sidecar.proxy.http1client import Origin, UpstreamPool
@@ -37,7 +36,7 @@ from sidecar.proxy.state import (
     VERIFIER,
     outcome_of,
 )
-from sidecar.proxy.upstream import forward, session
+from sidecar.proxy.upstream import Exchange, UpstreamRequest, session
 from sidecar.verification import runtime, usage
 
 __all__ = ["CLIENT", "CONFIG", "METRICS", "REDIS_URL", "STORE", "USAGE", "VERIFIER"]
@@ -136,77 +135,79 @@ async def expect_later(request: web.Request) -> web.StreamResponse | None:
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
-    config = request.app[CONFIG]
-    if (refusal := _unsupported_coding(request)) is not None:
-        return refusal
+    """The proxied request path, top to bottom.
+
+    Its access-log outcome is written here only, in the order things are
+    decided (``decision`` records the credential and route refusals).
+    """
+    limit = request.app[CONFIG].proxy.max_body_bytes
+    outcome = outcome_of(request)
+    if _unsupported_coding(request):
+        outcome.reason = "unsupported transfer coding"
+        return _closing(web.json_response(NOT_IMPLEMENTED, status=501))
     verified = await authenticate(request)
     decision = authorize(request, verified, request.method, _raw_path(request))
-    _check_method(request)
-    _check_length(request, config.proxy.max_body_bytes)
-    api = decision.route.api
-    outcome_of(request).outcome = "forwarded"
+    if request.method.upper() in REFUSED_METHODS:
+        outcome.reason = f"method {request.method} is not forwarded"
+        raise web.HTTPMethodNotAllowed(request.method, FORWARDED_METHODS)
+    if (length := request.content_length) is not None and length > limit:
+        # 413 before the upstream is contacted.
+        outcome.reason = f"declared body over {limit} bytes"
+        raise BodyTooLarge(outcome.reason)
+    outcome.outcome = "forwarded"
     try:
-        return await _send(request, decision)
+        return await _send(request, decision, outcome.request_id)
     except BodyTooLarge as error:
-        outcome_of(request).outcome, outcome_of(request).reason = "refused", error.reason
-        return _closing(error_response(error, config.proxy.retry_after))
+        outcome.outcome, outcome.reason = "refused", error.reason
+        return _closing(error_response(error, request.app[CONFIG].proxy.retry_after))
     except (UpstreamTimeout, UpstreamUnavailable) as error:
-        _upstream_failed(request, api.name, error)
+        kind = "timeout" if isinstance(error, UpstreamTimeout) else "unavailable"
+        outcome.outcome, outcome.reason = "failed", f"upstream {kind}"
+        request.app[METRICS].upstream_errors.labels(decision.route.api.name, kind).inc()
         raise
 
 
-async def _send(request: web.Request, decision: Decision) -> web.StreamResponse:
+async def _send(request: web.Request, decision: Decision, request_id: str) -> web.StreamResponse:
     """Relay the allowed request: a WebSocket tunnel, or one streamed HTTP exchange."""
     config = request.app[CONFIG]
     api = decision.route.api
-    upstream_headers = _upstream_headers(request, decision)
+    upstream_headers = _upstream_headers(request, decision, request_id)
     target = decision.route.upstream_path + _query(request)
     if websocket.is_upgrade(request):
         url = URL(api.upstream + target, encoded=True)
         client = request.app[CLIENT]
         return await websocket.relay(request, client, url, upstream_headers, timeout=api.timeout)
     await _continue(request)
-    return await forward(
-        request,
-        request.app[POOL],
-        Origin.of(api.upstream),
-        target,
-        upstream_headers,
-        timeout=api.timeout,
-        max_body_bytes=config.proxy.max_body_bytes,
-        rewrite_response=lambda h: headers.downstream_response(
-            h, config.headers, outcome_of(request).request_id
-        ),
-        on_headers=functools.partial(request.app[METRICS].observe_upstream, api.name),
+    origin = Origin.of(api.upstream)
+    hop = UpstreamRequest(
+        origin, target, upstream_headers, api.timeout, config.proxy.max_body_bytes
     )
+    async with Exchange(request, request.app[POOL], hop) as answer:
+        request.app[METRICS].observe_upstream(api.name, answer.latency)
+        answer_headers = headers.downstream_response(answer.headers, config.headers, request_id)
+        return await answer.relay(answer_headers)
 
 
 #: TRACE would echo the forwarded request (identity headers included) back to
 #: the client; CONNECT would turn the proxy into a tunnel. Neither is forwarded.
 REFUSED_METHODS = frozenset({"TRACE", "CONNECT"})
+FORWARDED_METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+NOT_IMPLEMENTED = {
+    "error": "not_implemented",
+    "message": "only the chunked transfer coding is supported",
+}
 
 
-def _check_method(request: web.Request) -> None:
-    if request.method.upper() in REFUSED_METHODS:
-        outcome_of(request).reason = f"method {request.method} is not forwarded"
-        allowed = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
-
-
-def _unsupported_coding(request: web.Request) -> web.Response | None:
-    """501 and close for a transfer coding other than plain ``chunked``.
+def _unsupported_coding(request: web.Request) -> bool:
+    """A transfer coding other than plain ``chunked``: 501, and close.
 
     aiohttp accepts ``gzip, chunked`` and hands over the still-gzipped bytes as
     if they were the body; RFC 9112 section 6.1 asks for a 501 instead.
     """
     if "Transfer-Encoding" not in request.headers:
-        return None
+        return False
     codings = ",".join(request.headers.getall("Transfer-Encoding"))
-    if codings.strip().lower() == "chunked":
-        return None
-    outcome_of(request).reason = "unsupported transfer coding"
-    body = {"error": "not_implemented", "message": "only the chunked transfer coding is supported"}
-    return _closing(web.json_response(body, status=501))
+    return codings.strip().lower() != "chunked"
 
 
 def _raw_path(request: web.Request) -> str:
@@ -218,21 +219,14 @@ def _query(request: web.Request) -> str:
     return mark + query
 
 
-def _check_length(request: web.Request, limit: int) -> None:
-    """413 before the upstream is contacted when the declared length is over the limit."""
-    length = request.content_length
-    if length is not None and length > limit:
-        outcome_of(request).reason = f"declared body over {limit} bytes"
-        raise BodyTooLarge(outcome_of(request).reason)
-
-
 async def _continue(request: web.Request) -> None:
     if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # the real response has not started
+        await aiohttp_internals.send_continue(request)
 
 
-def _upstream_headers(request: web.Request, decision: Decision) -> list[tuple[str, str]]:
+def _upstream_headers(
+    request: web.Request, decision: Decision, request_id: str
+) -> list[tuple[str, str]]:
     config = request.app[CONFIG]
     return headers.upstream_request(
         list(request.headers.items()),
@@ -242,7 +236,7 @@ def _upstream_headers(request: web.Request, decision: Decision) -> list[tuple[st
         peer=request.remote or "",
         scheme=request.scheme,
         host=request.host,
-        request_id=outcome_of(request).request_id,
+        request_id=request_id,
         trusted_hops=config.proxy.trusted_hops,
     )
 
@@ -251,11 +245,3 @@ def _closing(response: web.Response) -> web.Response:
     # The rest of the body is still on the wire: never read it as a next request.
     response.force_close()
     return response
-
-
-def _upstream_failed(
-    request: web.Request, api: str, error: UpstreamTimeout | UpstreamUnavailable
-) -> None:
-    kind = "timeout" if isinstance(error, UpstreamTimeout) else "unavailable"
-    outcome_of(request).outcome, outcome_of(request).reason = "failed", f"upstream {kind}"
-    request.app[METRICS].upstream_errors.labels(api, kind).inc()

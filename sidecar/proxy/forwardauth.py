@@ -49,8 +49,8 @@ async def check(request: web.Request) -> web.Response:
     method, path = original(request)
     try:
         decision = authorize(request, verified, method, path)
-    except (NotFound, InvalidRequest):
-        raise InsufficientScope(outcome_of(request).reason) from None
+    except (NotFound, InvalidRequest) as error:
+        raise InsufficientScope(error.reason) from None
     outcome_of(request).outcome = "allowed"
     response = web.Response(status=200)
     for name, value in headers.check_answer(request.app[CONFIG].headers, decision.identity):

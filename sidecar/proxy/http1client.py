@@ -1,5 +1,6 @@
 """The upstream hop's HTTP/1.1 client: pooled keep-alive connections on asyncio
-protocols, responses parsed by llhttp (the parser of Node.js, through httptools).
+protocols, responses parsed by llhttp (the parser of Node.js, through httptools;
+``sidecar.proxy.http1parse``).
 
 aiohttp's client costs about 120 us of CPU per proxied request here (timeout
 handles rescheduled on every read, a ClientRequest and ClientResponse built and
@@ -24,7 +25,6 @@ Semantics kept from the aiohttp client it replaces:
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import ssl
 from collections.abc import AsyncIterator
@@ -35,16 +35,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from sidecar.errors import UpstreamTimeout, UpstreamUnavailable
-
-RawHeaders = list[tuple[bytes, bytes]]
-
-#: Stop reading from the upstream while this much of its body waits for the client.
-HIGH_WATER = 256 * 1024
-#: The most an answer's status line and headers may take (llhttp sets no bound of
-#: its own; aiohttp's client allowed 8,190 bytes a line).
-MAX_HEAD_BYTES = 64 * 1024
-#: Methods whose request carries a body by definition: an empty one says ``Content-Length: 0``.
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+from sidecar.proxy.http1parse import HIGH_WATER, ResponseParser, Unsolicited
 
 
 @dataclass(frozen=True)
@@ -73,14 +64,6 @@ class Origin:
         )
 
 
-class Unsolicited(Exception):
-    """Bytes after a complete answer, before any next request."""
-
-
-class HeadTooLarge(Exception):
-    """An answer's status line and headers over ``MAX_HEAD_BYTES``."""
-
-
 class UnsafeHeader(ValueError):
     """A header name or value that would break the request's framing (CR, LF)."""
 
@@ -96,35 +79,23 @@ def request_head(method: str, target: str, authority: str, headers: list[tuple[s
     return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
-class Connection(asyncio.Protocol):
-    """One keep-alive connection to an upstream, carrying one exchange at a time."""
+class Connection(ResponseParser, asyncio.Protocol):
+    """One keep-alive connection to an upstream, carrying one exchange at a time.
+
+    The answer's state and llhttp's callbacks are the ``ResponseParser`` base;
+    this class owns the socket, its flow control, and the waits for the answer.
+    """
 
     def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
+        super().__init__()
         self.loop = asyncio.get_running_loop()
         self._pool = pool
         self.origin = origin
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
-        self._head_bytes = 0
-        self._begin(head_only=False)
-        self.complete = True  # nothing asked yet: any byte now is unsolicited
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._paused = False
-
-    def _begin(self, *, head_only: bool) -> None:
-        self.status = 0
-        self.reason = b""
-        self.headers: RawHeaders = []
-        self.head_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.error: BaseException | None = None
-        self._head_only = head_only
-        self._until_close = False
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -169,59 +140,6 @@ class Connection(asyncio.Protocol):
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
 
-    # -- llhttp callbacks ------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        if self.complete:
-            raise Unsolicited  # a second answer to one request: stop parsing here
-        self.reason = b""
-        self.headers = []
-        self._head_bytes = 0
-
-    def on_status(self, fragment: bytes) -> None:
-        self.reason += fragment
-        self._count_head(len(fragment))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-        self._count_head(len(name) + len(value))
-
-    def _count_head(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise HeadTooLarge
-
-    def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if 100 <= status < 200:
-            return  # informational; the final answer follows (llhttp expects no body)
-        self.status = status
-        self.keep_alive = self._parser.should_keep_alive()
-        self._until_close = not self.keep_alive and not any(
-            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
-        )
-        self.head_done = True
-        if self._head_only:
-            # llhttp cannot be told the request was HEAD and would wait for the
-            # announced body: end here, and never reuse this connection.
-            self.complete, self.keep_alive, self._until_close = True, False, False
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        if self.complete:
-            return
-        self._chunks.append(body)
-        self._buffered += len(body)
-        if self._buffered > HIGH_WATER and self.transport is not None:
-            self.transport.pause_reading()
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if not self.head_done or self.complete:
-            return  # the end of a 1xx, or the rest of a HEAD's answer
-        self.complete = True
-        self._wake()
-
     # -- one exchange ----------------------------------------------------------
 
     def start(self, head: bytes, *, head_only: bool) -> None:
@@ -251,14 +169,6 @@ class Connection(asyncio.Protocol):
         while not self.head_done:
             await self._wait(timeout)
 
-    def ready_body(self) -> bytes | None:
-        """The whole body when it has already arrived (the common, small case), else None."""
-        if not self.complete:
-            return None
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        return body
-
     async def body(self, timeout: float) -> AsyncIterator[bytes]:  # noqa: ASYNC109
         """The body as it arrives, each wait for more bounded by ``timeout``."""
         while True:
@@ -282,6 +192,10 @@ class Connection(asyncio.Protocol):
         finally:
             timer.cancel()
             self._waiter = None
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

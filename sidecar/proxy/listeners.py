@@ -18,9 +18,8 @@ A request line whose version is not HTTP/1.0 or HTTP/1.1 is answered 505 (RFC
 9110 section 15.6.6), an HTTP/0.9 one (no version) 400, and neither reaches a
 handler.
 
-This is the one module that reads aiohttp's ``RequestHandler`` internals
-(``_messages``, ``_waiter``, ``_request_count``, ``_ErrInfo``):
-tests/test_listener.py fails if an aiohttp upgrade moves them.
+What of aiohttp's internals this needs (the parsed-head queue, the server's
+handler factory) is reached through ``sidecar.proxy.aiohttp_internals`` only.
 
 ``QuietRunner`` suits any listener that receives credentials (the admin API
 too). ``ProxyRunner`` also turns ``handler_cancellation`` on: a client that
@@ -37,12 +36,15 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
-from aiohttp.http_exceptions import BadStatusLine, HttpProcessingError
-from aiohttp.streams import EMPTY_PAYLOAD
-from aiohttp.web_protocol import RequestHandler, _ErrInfo
-from aiohttp.web_request import BaseRequest
+from aiohttp.http_exceptions import HttpProcessingError
 
 from sidecar.config import ListenerConfig
+from sidecar.proxy.aiohttp_internals import (
+    HandlerRunner,
+    HandlerServer,
+    HookedRequestHandler,
+    is_unknown_version,
+)
 
 log = logging.getLogger("keystile.listener")
 
@@ -83,7 +85,7 @@ class Occupancy:
         self.open = 0
 
 
-class QuietRequestHandler(RequestHandler):
+class QuietRequestHandler(HookedRequestHandler):
     __slots__ = ("_admitted", "_head_timer", "_line", "_occupancy")
 
     def __init__(self, manager: web.Server, *, occupancy: Occupancy, **kwargs: Any) -> None:
@@ -97,8 +99,7 @@ class QuietRequestHandler(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         occupancy = self._occupancy
         if occupancy.open >= occupancy.limits.max_connections:
-            self._manager = None  # aiohttp's connection_lost then does nothing
-            transport.close()
+            self.refuse_connection(transport)
             return
         occupancy.open += 1
         self._admitted = True
@@ -111,42 +112,20 @@ class QuietRequestHandler(RequestHandler):
         self._stop_head_timer()
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
-        # The hot path: per read, two len() calls and, for a new head, one identity check.
-        messages = self._messages
-        queued = len(messages)
-        RequestHandler.data_received(self, data)
-        if len(messages) != queued:
-            if self._head_timer is not None:
-                self._stop_head_timer()
-            for index in range(queued, len(messages)):
-                version = getattr(messages[index][0], "version", HttpVersion11)  # _ErrInfo: none
-                # llhttp hands out the HttpVersion11 singleton; the Python parser new tuples.
-                if version is not HttpVersion11 and version not in _SERVED_VERSIONS:
-                    self._refuse_version(index, version)
-        elif data and not messages and self._awaiting_head():
-            self._head_in_progress(data)
+    def heads_parsed(self) -> None:
+        if self._head_timer is not None:
+            self._stop_head_timer()
 
-    def _awaiting_head(self) -> bool:
-        """No request is queued or running: these bytes begin the next head, not a body."""
-        if self._request_count == 0:
-            return True  # before start() first waits (uvloop may read first)
-        # A done waiter: the head just arrived and its task has not run yet, and
-        # uvloop may read the body more than once before it does.
-        waiter = self._waiter
-        return waiter is not None and not waiter.done()
+    def refusal_of(self, version: HttpVersion) -> HttpProcessingError | None:
+        if version in _SERVED_VERSIONS:
+            return None  # HTTP/1.1 as a new tuple (aiohttp's Python parser)
+        return NoVersion() if version.major == 0 else VersionNotSupported()
 
-    def _refuse_version(self, index: int, version: HttpVersion) -> None:
-        """Put a refusal in place of the parsed request at ``index``; it is never handled."""
-        exc = NoVersion() if version.major == 0 else VersionNotSupported()
-        payload = self._messages[index][1]
-        self._messages[index] = (_ErrInfo(status=exc.code, exc=exc, message=exc.message), payload)
-
-    def _head_in_progress(self, data: bytes) -> None:
+    def head_begun(self, data: bytes) -> None:
         """Part of a head arrived while no request runs: time it, and spot HTTP/0.9."""
         if self._head_timer is None:
             timeout = self._occupancy.limits.header_timeout
-            self._head_timer = self._loop.call_later(timeout, self._head_expired)
+            self._head_timer = self.event_loop.call_later(timeout, self._head_expired)
             self._line = b""
         if self._line is None:
             return
@@ -170,18 +149,12 @@ class QuietRequestHandler(RequestHandler):
             self._head_timer = None
 
     def _refuse(self, exc: HttpProcessingError) -> None:
-        """Queue an error as aiohttp queues a parse error: handle_error answers it and closes."""
         self._stop_head_timer()
-        self._messages.append(
-            (_ErrInfo(status=exc.code, exc=exc, message=exc.message), EMPTY_PAYLOAD)
-        )
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.refuse(exc)
 
     def handle_error(
         self,
-        request: BaseRequest,
+        request: web.BaseRequest,
         status: int = 500,
         exc: BaseException | None = None,
         message: str | None = None,
@@ -210,31 +183,25 @@ class QuietRequestHandler(RequestHandler):
 def _refusal_status(status: int, exc: BaseException | None) -> int:
     # llhttp refuses a well-formed but unknown version (HTTP/1.2, HTTP/3.0) as a bad
     # status line; only its text tells it from a malformed line. Error path only.
-    if status == 400 and isinstance(exc, BadStatusLine) and "Invalid HTTP version" in exc.message:
+    if status == 400 and is_unknown_version(exc):
         return 505
     return status
 
 
-class QuietServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return QuietRequestHandler(self, loop=self._loop, **self._kwargs)
+class QuietServer(HandlerServer):
+    handler_class = QuietRequestHandler
 
 
-class QuietRunner(web.AppRunner):
+class QuietRunner(HandlerRunner):
     """``web.AppRunner`` with the quiet error handler and the listener's ``ListenerConfig``."""
+
+    server_class = QuietServer
 
     def __init__(self, app: web.Application, limits: ListenerConfig, **kwargs: Any) -> None:
         kwargs.setdefault("access_log", None)  # sidecar.proxy.accesslog writes our own
         kwargs["keepalive_timeout"] = limits.idle_timeout
         kwargs["occupancy"] = Occupancy(limits)  # handed to each handler by QuietServer
         super().__init__(app, **kwargs)
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        # aiohttp builds its Server inside Application; QuietServer adds no state,
-        # only the protocol factory, so adopting the built instance is safe.
-        server.__class__ = QuietServer
-        return server
 
 
 class ProxyRunner(QuietRunner):

@@ -16,15 +16,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from sidecar.errors import BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
+from sidecar.proxy import aiohttp_internals
 from sidecar.proxy.http1client import (
-    BODY_METHODS,
     Connection,
     Origin,
     UnsafeHeader,
@@ -34,6 +35,8 @@ from sidecar.proxy.http1client import (
 
 Headers = list[tuple[str, str]]
 NO_BODY_STATUSES = frozenset({204, 304})
+#: Methods whose request carries a body by definition: an empty one says ``Content-Length: 0``.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 async def limited(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
@@ -55,52 +58,99 @@ def session(connections: int = 0) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),  # a proxy keeps no cookies
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
     )
-    # aiohttp resends an idempotent request once when a pooled connection turns
-    # out closed (RFC 9112 section 9.3.1 allows it); the issue asks for never.
-    client._retry_connection = False
-    return client
+    # Requests are never retried, on this hop either (sidecar/proxy/aiohttp_internals.py).
+    return aiohttp_internals.never_retry(client)
 
 
-async def forward(
-    request: web.Request,
-    pool: UpstreamPool,
-    origin: Origin,
-    target: str,
-    headers: Headers,
-    *,
-    timeout: float,  # noqa: ASYNC109 (per-read socket timeouts, not an overall deadline)
-    max_body_bytes: int,
-    rewrite_response: Callable[[Headers], Headers],
-    on_headers: Callable[[float], None],
-) -> web.StreamResponse:
-    """Send the request upstream and relay its answer; ``on_headers`` gets the latency."""
-    body, framing = _request_body(request)
-    if framing is not None:
-        headers = [*headers, framing]
-    try:
-        head = request_head(request.method, origin.base_path + target, origin.authority, headers)
-    except UnsafeHeader as exc:
-        raise UpstreamUnavailable(str(exc)) from None
-    started = time.perf_counter()
-    connection = await pool.acquire(origin, timeout)
-    sender: asyncio.Task[None] | None = None
-    try:
-        connection.start(head, head_only=request.method == "HEAD")
-        if body is not None:
-            sender = asyncio.create_task(
-                connection.send_body(limited(body, max_body_bytes), chunked=framing == CHUNKED)
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """Where one allowed request goes and what it carries there, built by the proxy."""
+
+    origin: Origin
+    #: The path and query after the origin's base path, as the client sent them.
+    target: str
+    #: The fields the upstream gets (``sidecar.headers.upstream_request``).
+    headers: Headers
+    #: Bounds connecting and every wait for upstream bytes.
+    timeout: float
+    #: The most request body that is passed on (413 past it).
+    max_body_bytes: int
+
+
+class Exchange:
+    """One request sent upstream and its answer, for ``async with``.
+
+    Entering sends the request (its body streams on in the background) and
+    waits for the answer's head: its ``headers`` and ``latency`` are then
+    known, and ``relay`` sends the answer to the client with the headers
+    the caller chose. Leaving gives the connection back to the pool, or closes
+    it when what is on it is half an exchange.
+    """
+
+    __slots__ = ("_connection", "_pool", "_request", "_sender", "_upstream", "headers", "latency")
+    _connection: Connection  # from __aenter__ on
+
+    def __init__(self, request: web.Request, pool: UpstreamPool, upstream: UpstreamRequest) -> None:
+        self._request, self._pool, self._upstream = request, pool, upstream
+        self._sender: asyncio.Task[None] | None = None
+        #: The answer's header fields, as the upstream sent them.
+        self.headers: Headers = []
+        #: Seconds from asking for a connection to the answer's head.
+        self.latency = 0.0
+
+    async def __aenter__(self) -> Exchange:
+        request, upstream = self._request, self._upstream
+        body, framing = _request_body(request)
+        fields = upstream.headers if framing is None else [*upstream.headers, framing]
+        origin = upstream.origin
+        try:
+            head = request_head(
+                request.method, origin.base_path + upstream.target, origin.authority, fields
             )
-            sender.add_done_callback(functools.partial(_sent, connection))
-        await connection.head(timeout)
-        on_headers(time.perf_counter() - started)
-        return await _relay(request, connection, rewrite_response, timeout)
-    finally:
+        except UnsafeHeader as exc:
+            raise UpstreamUnavailable(str(exc)) from None
+        started = time.perf_counter()
+        self._connection = connection = await self._pool.acquire(origin, upstream.timeout)
+        try:
+            connection.start(head, head_only=request.method == "HEAD")
+            if body is not None:
+                self._sender = _send_body(connection, body, upstream.max_body_bytes, framing)
+            await connection.head(upstream.timeout)
+        except BaseException:
+            self._finish()
+            raise
+        self.latency = time.perf_counter() - started
+        self.headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in connection.headers]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        sender = self._sender
         if sender is not None and not _sent_whole(sender):
             # The upstream answered before taking the whole body, or the body
             # failed: what is on that connection is half a request.
-            connection.close()
+            self._connection.close()
             sender.cancel()
-        pool.release(connection)
+        self._pool.release(self._connection)
+
+    async def relay(self, headers: Headers) -> web.StreamResponse:
+        """The answer, with ``headers``, streamed to the client as it arrives."""
+        return await _relay(self._request, self._connection, headers, self._upstream.timeout)
+
+
+def _send_body(
+    connection: Connection,
+    body: aiohttp.StreamReader,
+    limit: int,
+    framing: tuple[str, str] | None,
+) -> asyncio.Task[None]:
+    sender = asyncio.create_task(
+        connection.send_body(limited(body, limit), chunked=framing == CHUNKED)
+    )
+    sender.add_done_callback(functools.partial(_sent, connection))
+    return sender
 
 
 CHUNKED = ("Transfer-Encoding", "chunked")
@@ -140,12 +190,10 @@ def _sent(connection: Connection, sender: asyncio.Task[None]) -> None:
 async def _relay(
     request: web.Request,
     connection: Connection,
-    rewrite_response: Callable[[Headers], Headers],
+    headers: Headers,
     timeout: float,  # noqa: ASYNC109
 ) -> web.StreamResponse:
-    raw = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in connection.headers]
     status, reason = connection.status, connection.reason.decode("latin-1") or None
-    headers = rewrite_response(raw)
     bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES
     if not bodiless and (whole := connection.ready_body()) is not None:
         # The whole answer is here (the common, small case): a Response goes out
