@@ -22,8 +22,8 @@ from sidecar.proxy.app import build_proxy_app
 from sidecar.records import Token
 from sidecar.store import keys
 from sidecar.store.management import AdminStore
-from tests.adminkit import Harness, harness
-from tests.support import free_port, make_config, seed_token
+from tests.kits.admin import Harness, harness
+from tests.kits.redis import free_port, make_config, seed_token
 
 
 @pytest.fixture

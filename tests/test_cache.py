@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from sidecar.verification.cache import CredentialCache
-from tests.support import Clock
+from tests.kits.redis import Clock
 
 ID_A = "A" * 22
 ID_B = "B" * 22

@@ -25,8 +25,8 @@ from sidecar.verification.cache import CredentialCache
 from sidecar.verification.invalidation import Listener
 from sidecar.verification.issuing import Issued
 from sidecar.verification.runtime import SHARED, Verification
-from tests.support import RedisProcess, make_config, seed_role, seed_token
-from tests.verifysupport import CountingHasher, hgetall_calls, revoke
+from tests.kits.redis import RedisProcess, make_config, seed_role, seed_token
+from tests.kits.verify import CountingHasher, hgetall_calls, revoke
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 APIS = [{"name": "orders", "prefix": "/orders", "upstream": "http://127.0.0.1:9"}]

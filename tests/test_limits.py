@@ -14,8 +14,8 @@ from sidecar.errors import InvalidToken, TooManyAttempts
 from sidecar.proxy.app import build_proxy_app
 from sidecar.proxy.errorbodies import error_response
 from sidecar.store.management import AdminStore
-from tests.support import make_config, seed_token
-from tests.verifysupport import CHEAP, CountingHasher, make_verifier, presented, wrong
+from tests.kits.redis import make_config, seed_token
+from tests.kits.verify import CHEAP, CountingHasher, make_verifier, presented, wrong
 
 ATTACKER = "203.0.113.7"
 HOLDER = "198.51.100.20"

@@ -18,8 +18,8 @@ from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from sidecar.config import ListenerConfig
 from sidecar.proxy.listeners import Occupancy, QuietServer, VersionNotSupported
 from sidecar.store.management import AdminStore
-from tests.processkit import serving, write_config
-from tests.proxykit import Env, body_of, raw_exchange, running, status_of
+from tests.kits.processes import serving, write_config
+from tests.kits.proxy import Env, body_of, raw_exchange, running, status_of
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -97,7 +97,7 @@ async def dribble(port: int, head: bytes, interval: float, seconds: float) -> tu
 
 @asynccontextmanager
 async def proxy_with(redis_url: str, store: AdminStore, **keys: float) -> AsyncIterator[Env]:
-    """The proxy of tests/proxykit.py with these ``[proxy]`` keys."""
+    """The proxy of tests/kits/proxy.py with these ``[proxy]`` keys."""
     async with running(redis_url, store, proxy=keys) as env:
         yield env
 

@@ -20,7 +20,7 @@ from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.issuing import issue_token
 from sidecar.verification.runtime import redis_client
-from tests.support import RedisProcess, free_port, make_config, seed_role, seed_token
+from tests.kits.redis import RedisProcess, free_port, make_config, seed_role, seed_token
 
 
 def _draft(client_id: str, user: str = "alice", role: str | None = None) -> Token:

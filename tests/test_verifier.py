@@ -18,8 +18,8 @@ from sidecar.store.management import AdminStore
 from sidecar.verification import invalidation
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.verifier import Verifier
-from tests.support import RedisProcess, make_config, seed_role, seed_token
-from tests.verifysupport import (
+from tests.kits.redis import RedisProcess, make_config, seed_role, seed_token
+from tests.kits.verify import (
     CHEAP,
     CountingHasher,
     hgetall_calls,

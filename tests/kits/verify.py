@@ -17,9 +17,9 @@ from sidecar.verification.cache import CredentialCache
 from sidecar.verification.hashing import Argon2Hasher, HashingPool
 from sidecar.verification.limits import WrongSecretLimiter
 from sidecar.verification.verifier import Verified, Verifier
-from tests.support import make_config
+from tests.kits.redis import make_config
 
-#: The cheapest argon2id, as the config gives it (tests.support.CHEAP_HASHING).
+#: The cheapest argon2id, as the config gives it (tests.kits.redis.CHEAP_HASHING).
 CHEAP = make_config().hashing
 
 
