@@ -10,8 +10,8 @@ import redis
 
 from tests.kits import processes
 from tests.kits.admin import harness
-from tests.kits.servers import info, pause, replicated, valkey_binary
 from tests.kits.redis import RedisProcess
+from tests.kits.servers import info, pause, replicated, valkey_binary
 
 
 @pytest.fixture

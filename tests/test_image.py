@@ -104,8 +104,7 @@ def test_the_image_runs_as_uid_10001_and_its_health_check_passes(container, imag
 
 
 def test_bootstrap_inside_gives_an_admin_token_that_outlives_a_restart(container, image, ports):
-    """`keystile bootstrap` in the running container prints a token the admin API takes, also
-    after the container is restarted on the same volume."""
+    """`keystile bootstrap` in the container gives a token that works, also after a restart."""
     launcher = serve(container, image, ports["proxy"])
     try:
         booted = container.run("keystile", "bootstrap", "--config", "/etc/keystile/config.toml",

@@ -212,6 +212,7 @@ async def test_upstream_closing_an_idle_connection_costs_no_request(relay: Relay
 
 
 async def test_chunked_answer_reaches_the_client_whole(relay: Relay) -> None:
+    """A chunked answer from the upstream reaches the client whole."""
     assert await fetch(relay, "/chunked") == (200, b"hello world")
 
 

@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 
 from sidecar.store import serverchecks
 from tests.kits import processes
-from tests.kits.servers import valkey_binary
 from tests.kits.redis import RedisProcess, free_port, make_config
+from tests.kits.servers import valkey_binary
 
 PERSISTENT = ("--appendonly", "yes")
 

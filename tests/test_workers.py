@@ -170,8 +170,7 @@ def another_store(config: Path, directory: Path, *, moved_port: int | None = Non
 async def test_a_second_serve_on_the_ports_exits_and_the_first_keeps_every_request(
     tmp_path: Path,
 ) -> None:
-    """A second serve with another store on taken ports exits 1 naming the key once;
-    the first still answers every new connection from its own store."""
+    """A second serve on taken ports exits 1 naming the key; the first answers every request."""
     config, ports = write_config(tmp_path)
     async with serving(config, ports["proxy"], "--workers", "2"):
         root = await bootstrap(config)
