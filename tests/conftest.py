@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.store.management import AdminStore
-from tests.proxykit import Env, running
-from tests.support import RedisProcess
+from tests.kits.proxy import Env, running
+from tests.kits.redis import RedisProcess
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ async def store(redis_url: str) -> AsyncIterator[AdminStore]:
 
 @pytest.fixture
 async def env(redis_url: str, store: AdminStore) -> AsyncIterator[Env]:
-    """A proxy on loopback in front of a real upstream, with seeded tokens (tests/proxykit.py)."""
+    """A proxy on loopback in front of a real upstream, with seeded tokens (tests/kits/proxy.py)."""
     async with running(redis_url, store) as started:
         yield started
 

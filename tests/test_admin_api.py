@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from sidecar import clock
-from tests.adminkit import Harness, harness
-from tests.support import basic
+from tests.kits.admin import Harness, harness
+from tests.kits.redis import basic
 
 
 @pytest.fixture

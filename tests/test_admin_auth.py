@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.adminkit import harness
+from tests.kits.admin import harness
 
 
 async def test_a_token_used_only_on_the_admin_api_gets_its_last_used_at(redis_url: str) -> None:

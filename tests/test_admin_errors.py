@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from sidecar import clock
-from tests.adminkit import Harness, harness
-from tests.support import RedisProcess
+from tests.kits.admin import Harness, harness
+from tests.kits.redis import RedisProcess
 
 
 @pytest.fixture

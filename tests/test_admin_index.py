@@ -22,8 +22,8 @@ from sidecar.proxy.app import build_proxy_app
 from sidecar.records import Token
 from sidecar.store import keys
 from sidecar.store.management import AdminStore
-from tests.adminkit import Harness, harness
-from tests.support import free_port, make_config, seed_token
+from tests.kits.admin import Harness, harness
+from tests.kits.redis import free_port, make_config, seed_token
 
 
 @pytest.fixture
@@ -103,7 +103,11 @@ async def test_last_used_order_follows_the_proxys_writes(redis_url: str) -> None
 
 
 async def _seed_many(redis_url: str, count: int, user: str) -> None:
-    """``count`` tokens nobody can present, written in pipelines as the store writes them."""
+    """``count`` tokens nobody can present, written in pipelines as the store writes them.
+
+    By hand rather than through ``create_token``: one transaction per token would make
+    seeding tens of thousands of them the slowest part of the suite.
+    """
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     now = clock.now()
     template = Token(

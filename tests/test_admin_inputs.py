@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from admin import queries, schema
 from admin.errors import BadRequest
 from sidecar import clock
-from tests.adminkit import Harness, harness
+from tests.kits.admin import Harness, harness
 
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 RULES = schema.Rules(apis=("orders", "billing"))

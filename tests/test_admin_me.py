@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.adminkit import Harness, harness
+from tests.kits.admin import Harness, harness
 
 
 @pytest.fixture

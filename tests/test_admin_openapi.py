@@ -16,8 +16,8 @@ from aiohttp import web
 from admin import openapi
 from admin.app import build_admin_app
 from sidecar.config import Config
-from tests.adminkit import APIS, Harness, harness
-from tests.support import make_config
+from tests.kits.admin import APIS, Harness, harness
+from tests.kits.redis import make_config
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_break(
     """A bounded schemathesis run (all phases, full admin callers) passes every check."""
     environment = {
         **os.environ,
-        "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+        "SCHEMATHESIS_HOOKS": "tests.kits.fuzzing",
         "KEYSTILE_FUZZ_REDIS_URL": redis_url,
         "PYTHONPATH": str(ROOT),
     }

@@ -8,7 +8,7 @@ from unittest.mock import ANY
 import pytest
 
 from sidecar import clock
-from tests.adminkit import Harness, harness
+from tests.kits.admin import Harness, harness
 
 
 @pytest.fixture

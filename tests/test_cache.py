@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from sidecar.verification.cache import CredentialCache
-from tests.support import Clock
+from tests.kits.redis import Clock
 
 ID_A = "A" * 22
 ID_B = "B" * 22
@@ -46,6 +46,7 @@ def test_key_is_a_keyed_blake2b_of_the_credential() -> None:
     """The entry key is 16 bytes of BLAKE2b of ``client_id:secret`` keyed with the process's key."""
     cache, _ = fresh_cache()
 
+    # The process's key is private on purpose (nothing shows it); the test must read it.
     mac = hashlib.blake2b(f"{ID_A}:{SECRET}".encode(), key=cache._key, digest_size=16)
 
     assert cache.key(ID_A, SECRET) == mac.digest()

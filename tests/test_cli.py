@@ -10,14 +10,14 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.processkit import (
+from tests.kits.processes import (
     admin_post,
     bootstrap,
     run,
     serving,
     write_config,
 )
-from tests.support import free_port
+from tests.kits.redis import free_port
 
 
 async def orders_upstream() -> TestServer:

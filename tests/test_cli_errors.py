@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.clikit import Deployment, deployment, https_front, on_terminal, run_cli
-from tests.support import free_port
+from tests.kits.cli import Deployment, deployment, https_front, on_terminal, run_cli
+from tests.kits.redis import free_port
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.clikit import Deployment, deployment
+from tests.kits.cli import Deployment, deployment
 
 TOKEN_HEADERS = ["Client ID", "User", "Description", "Role", "Status", "Created", "Expires",
                  "Last access"]  # fmt: skip

@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestServer
 
 from sidecar.store import keys
 from sidecar.store.management import AdminStore
-from tests.processkit import run, serving, write_config
-from tests.storekit import admin_store, lived_in
-from tests.support import RedisProcess, make_config, seed_token
+from tests.kits.processes import run, serving, write_config
+from tests.kits.redis import RedisProcess, make_config, seed_token
+from tests.kits.store import admin_store, lived_in
 
 __all__ = ["admin_store"]  # a fixture, used by name
 

@@ -197,8 +197,8 @@ def test_a_redis_url_that_cannot_be_parsed_is_refused_without_echoing_it() -> No
 
 
 def test_connection_bounds_default_to_the_spec_and_are_validated_per_listener() -> None:
-    """header_timeout 10, idle_timeout 75 and max_connections 10000 on both listeners;
-    a bad value names its listener's key."""
+    """Both listeners default to the spec's connection bounds; a bad one names its key."""
+    # The spec's bounds: header_timeout 10, idle_timeout 75 and max_connections 10000.
     config = parse({"admin": {"idle_timeout": 5}}, {"KEYSTILE_PROXY_MAX_CONNECTIONS": "7"})
     assert (config.proxy.header_timeout, config.proxy.idle_timeout) == (10.0, 75.0)
     assert (config.proxy.max_connections, config.admin.max_connections) == (7, 10_000)

@@ -15,7 +15,7 @@ import pytest
 import redis
 from playwright.sync_api import Page, expect
 
-from tests.consolekit import Console, running
+from tests.kits.console import Console, running
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar import tokenformat
-from tests.adminkit import Harness, Reply, harness
+from tests.kits.admin import Harness, Reply, harness
 
 SESSION = "/console/v1/session"
 Headers = Mapping[str, str]

@@ -86,8 +86,7 @@ def test_compose_sets_only_config_keys_and_a_reachable_redis():
 
 
 def test_compose_publishes_the_listeners_and_serves_its_upstream():
-    """Compose publishes the proxy port, the admin port on loopback only, and the API's upstream
-    is the example service on the port it listens on."""
+    """Compose publishes proxy and loopback-only admin ports; upstream is the example app."""
     spec = compose()
     keystile = spec["services"]["keystile"]
     mounted = keystile["configs"][0]
@@ -113,8 +112,7 @@ def test_kubernetes_takes_the_redis_url_from_a_secret():
 
 
 def test_kubernetes_probes_and_service_reach_the_proxy_listener():
-    """Readiness asks readyz and liveness healthz on the proxy's port; the Service sends there,
-    and the proxy forwards to the app's port on the pod's loopback."""
+    """Probes and the Service reach the proxy's port, which forwards to the app on pod loopback."""
     objects, containers = kubernetes(), pod_containers()
     sidecar = containers["keystile"]
     env = sample({e["name"]: e.get("value", e.get("valueFrom")) for e in sidecar["env"]})

@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.processkit import KEYSTILE, bootstrap, run, wait_ready, write_config
-from tests.support import RedisProcess
+from tests.kits.processes import KEYSTILE, bootstrap, run, wait_ready, write_config
+from tests.kits.redis import RedisProcess
 
 pytestmark = pytest.mark.slow
 

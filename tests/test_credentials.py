@@ -7,7 +7,7 @@ import pytest
 from sidecar import tokenformat
 from sidecar.credentials import MAX_CREDENTIAL_LENGTH, read
 from sidecar.errors import InvalidRequest, InvalidToken, MissingCredential
-from tests.support import basic
+from tests.kits.redis import basic
 
 CLIENT_ID = "A" * tokenformat.CLIENT_ID_LENGTH
 SECRET = "s" * tokenformat.SECRET_LENGTH

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests import processkit
-from tests.adminkit import harness
-from tests.serverkit import info, pause, replicated, valkey_binary
-from tests.support import RedisProcess
+from tests.kits import processes
+from tests.kits.admin import harness
+from tests.kits.redis import RedisProcess
+from tests.kits.servers import info, pause, replicated, valkey_binary
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ async def test_fsync_mode_is_refused_at_start_by_a_server_without_waitaof(
     """keystile serve with durability fsync on redis 6.2 exits 1, naming redis.durability."""
     config = write_config(tmp_path / "keystile.toml", private_redis.url, "fsync")
 
-    code, _, err = await processkit.run("serve", "--config", str(config))
+    code, _, err = await processes.run("serve", "--config", str(config))
 
     assert code == 1
     assert "redis.durability" in err

@@ -9,8 +9,8 @@ import pytest
 
 from sidecar.store import keys
 from sidecar.store.epoch import EpochWatch
-from tests.adminkit import Harness, harness
-from tests.support import RedisProcess, seed_token
+from tests.kits.admin import Harness, harness
+from tests.kits.redis import RedisProcess, seed_token
 
 #: Longest wait for the listener's next check (a quarter of the 1 s lease, with room).
 PATIENCE = 3.0

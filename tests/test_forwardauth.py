@@ -1,5 +1,5 @@
 """Forward-auth mode (``/_keystile/check``): direct calls, and through a real nginx,
-Traefik and Envoy configured as docs/forward-auth.md says (tests/frontkit.py)."""
+Traefik and Envoy configured as docs/forward-auth.md says (tests/kits/fronts.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from sidecar.config import HeadersConfig
 from sidecar.store.management import AdminStore
 from sidecar.verification.issuing import Issued
-from tests.frontkit import EchoServer, Front, Keystile, Reply, start_front
-from tests.processkit import write_config
-from tests.proxykit import Env
-from tests.support import RedisProcess, basic, make_config, seed_role, seed_token
+from tests.kits.fronts import EchoServer, Front, Keystile, Reply, start_front
+from tests.kits.processes import write_config
+from tests.kits.proxy import Env
+from tests.kits.redis import RedisProcess, basic, make_config, seed_role, seed_token
 
 
 @pytest.fixture

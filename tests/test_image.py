@@ -12,8 +12,8 @@ from subprocess import Popen
 
 import pytest
 
-from tests import imagekit
-from tests.support import free_port
+from tests.kits.image import Container, build, image_config, serving_processes, stop, uid_of
+from tests.kits.redis import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ UID = 10001
 @pytest.fixture(scope="module")
 def image() -> str:
     """The image of this checkout, on a base from Debian's packages (cached between runs)."""
-    return imagekit.build()
+    return build()
 
 
 @pytest.fixture
@@ -41,19 +41,19 @@ def volume(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def container(image: str, volume: Path, ports: dict[str, int]) -> Iterator[imagekit.Container]:
+def container(image: str, volume: Path, ports: dict[str, int]) -> Iterator[Container]:
     env = {
         "KEYSTILE_PROXY_LISTEN": f"127.0.0.1:{ports['proxy']}",
         "KEYSTILE_ADMIN_LISTEN": f"127.0.0.1:{ports['admin']}",
     }
-    box = imagekit.Container(image, volume, env)
+    box = Container(image, volume, env)
     yield box
     box.remove()
 
 
 def entrypoint(image: str) -> list[str]:
     """What a container runtime runs: the image's ENTRYPOINT followed by its CMD."""
-    config = imagekit.image_config(image)
+    config = image_config(image)
     return [*config["Entrypoint"], *config["Cmd"]]  # type: ignore[misc]
 
 
@@ -69,7 +69,7 @@ def get(port: int, path: str, token: str | None = None) -> tuple[int, bytes]:
         connection.close()
 
 
-def serve(box: imagekit.Container, image: str, port: int) -> Popen[str]:
+def serve(box: Container, image: str, port: int) -> Popen[str]:
     """The image's entrypoint in ``box``, once its readyz answers 200."""
     launcher = box.start(*entrypoint(image))
     deadline = time.monotonic() + 60
@@ -82,7 +82,7 @@ def serve(box: imagekit.Container, image: str, port: int) -> Popen[str]:
         except OSError:
             pass
         time.sleep(0.1)
-    imagekit.stop(launcher)
+    stop(launcher)
     raise AssertionError("the container did not become ready")
 
 
@@ -90,12 +90,12 @@ def test_the_image_runs_as_uid_10001_and_its_health_check_passes(container, imag
     """Every process of the image runs as uid 10001; healthz, readyz and the HEALTHCHECK pass."""
     launcher = serve(container, image, ports["proxy"])
     try:
-        uids = {imagekit.uid_of(pid) for pid in imagekit.serving_processes(launcher)}
+        uids = {uid_of(pid) for pid in serving_processes(launcher)}
         healthz = get(ports["proxy"], "/_keystile/healthz")
-        health_check = imagekit.image_config(image)["Healthcheck"]["Test"]  # type: ignore[index]
+        health_check = image_config(image)["Healthcheck"]["Test"]  # type: ignore[index]
         checked = container.run(*health_check[1:])
     finally:
-        imagekit.stop(launcher)
+        stop(launcher)
     assert uids == {UID}
     assert healthz[0] == 200
     assert health_check[0] == "CMD" and checked.returncode == 0, checked.stderr
@@ -104,8 +104,7 @@ def test_the_image_runs_as_uid_10001_and_its_health_check_passes(container, imag
 
 
 def test_bootstrap_inside_gives_an_admin_token_that_outlives_a_restart(container, image, ports):
-    """`keystile bootstrap` in the running container prints a token the admin API takes, also
-    after the container is restarted on the same volume."""
+    """`keystile bootstrap` in the container gives a token that works, also after a restart."""
     launcher = serve(container, image, ports["proxy"])
     try:
         booted = container.run("keystile", "bootstrap", "--config", "/etc/keystile/config.toml",
@@ -113,12 +112,12 @@ def test_bootstrap_inside_gives_an_admin_token_that_outlives_a_restart(container
         token = booted.stdout.strip()
         before = get(ports["admin"], "/admin/v1/tokens", token)
     finally:
-        imagekit.stop(launcher)
+        stop(launcher)
     launcher = serve(container, image, ports["proxy"])
     try:
         after = get(ports["admin"], "/admin/v1/tokens", token)
     finally:
-        imagekit.stop(launcher)
+        stop(launcher)
     assert booted.returncode == 0, booted.stderr
     assert before[0] == 200, before
     assert after[0] == 200, after

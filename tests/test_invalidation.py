@@ -25,8 +25,8 @@ from sidecar.verification.cache import CredentialCache
 from sidecar.verification.invalidation import Listener
 from sidecar.verification.issuing import Issued
 from sidecar.verification.runtime import SHARED, Verification
-from tests.support import RedisProcess, make_config, seed_role, seed_token
-from tests.verifysupport import CountingHasher, hgetall_calls, revoke
+from tests.kits.redis import RedisProcess, make_config, seed_role, seed_token
+from tests.kits.verify import CountingHasher, hgetall_calls, revoke
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 APIS = [{"name": "orders", "prefix": "/orders", "upstream": "http://127.0.0.1:9"}]
@@ -96,6 +96,8 @@ async def test_revoke_lost_with_the_subscription_is_still_refused(
     b = await replica(aiohttp_client, redis_url)
     assert await status(b, issued) == 200
 
+    # Written by hand, not through revoke_tokens: the kill must sit in the revoke's own
+    # transaction, so no product path can lose the event in the same step.
     async def cut_then_revoke(pipe: Pipeline) -> None:
         pipe.multi()
         pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # the event will find no one
@@ -129,12 +131,7 @@ async def test_deactivated_user_is_refused_on_every_replica(
     b = await replica(aiohttp_client, redis_url)
     assert await status(b, issued) == 200
 
-    async def deactivate(pipe: Pipeline) -> None:
-        pipe.multi()
-        pipe.hset(keys.user("alice"), mapping={"active": "0"})
-        store.record(pipe, Change("test", "updated", "user", "alice", {"active": (True, False)}))
-
-    await store.transaction([keys.user("alice")], deactivate)
+    await store.patch_user("alice", {"active": False}, actor="test")
 
     assert await eventually(b, issued, 401) == 401
 
@@ -202,6 +199,7 @@ def test_check_behind_the_counter_drops_the_whole_cache() -> None:
     listener, cache = _bare_listener()
     listener.handle(_event("token", "X" * 22, 5))
     key = _cached(cache)
+    # A check in flight is private state; setting it stands for a PING sent at counter 7.
     listener._check = ("keystile-check-1", 7, time.monotonic())
 
     listener.handle({"type": "pong", "data": "keystile-check-1"})
@@ -243,6 +241,8 @@ async def test_revoke_through_this_process_admin_api_is_refused_before_it_answer
     proxy, admin = await aiohttp_client(proxy_app), await aiohttp_client(admin_app)
     root = await seed_token(store, config, user="root", access={"admin": "full"})
     issued = await seed_token(store, config, access={"orders": "read"})
+    # Private: only cancelling the subscriber's task silences pub/sub for good (a killed
+    # connection is dialled again at once).
     assert shared._listening is not None
     shared._listening.cancel()  # no event will reach this cache...
     shared.cache.fresh_until = float("inf")  # ...and its entries stay trusted without one
@@ -258,6 +258,7 @@ async def test_revoke_through_this_process_admin_api_is_refused_before_it_answer
 async def test_subscription_that_stops_answering_is_replaced() -> None:
     """A check left unanswered for longer than the lease ends the subscription (to start afresh)."""
     listener, _ = _bare_listener()
+    # Private: a check sent 2 s ago and never answered, without waiting out a real lease.
     listener._check = ("keystile-check-1", 3, time.monotonic() - 2.0)
 
     with pytest.raises(RedisError):

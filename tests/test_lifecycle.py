@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from sidecar.store import keys
 from sidecar.store.changes import Conflict, Missing
 from sidecar.store.management import AdminStore
-from tests.support import make_config, seed_role, seed_token
+from tests.kits.redis import make_config, seed_role, seed_token
 
 
 @pytest.fixture

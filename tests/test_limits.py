@@ -14,8 +14,8 @@ from sidecar.errors import InvalidToken, TooManyAttempts
 from sidecar.proxy.app import build_proxy_app
 from sidecar.proxy.errorbodies import error_response
 from sidecar.store.management import AdminStore
-from tests.support import make_config, seed_token
-from tests.verifysupport import CHEAP, CountingHasher, make_verifier, presented, wrong
+from tests.kits.redis import make_config, seed_token
+from tests.kits.verify import CHEAP, CountingHasher, make_verifier, presented, wrong
 
 ATTACKER = "203.0.113.7"
 HOLDER = "198.51.100.20"
@@ -132,8 +132,7 @@ async def test_proxy_answers_429_to_the_flooding_address_only(
 async def test_guessed_credentials_wait_and_revoked_ones_do_not(
     aiohttp_client: Any, redis_url: str, store: AdminStore
 ) -> None:
-    """The tarpit: a forged or unknown credential gets its 401 after the configured delay;
-    a real but revoked token gets its 401 at once (revocation is timed to that answer)."""
+    """A forged or unknown credential waits for its 401; a revoked token gets it at once."""
     config = make_config(
         redis_url,
         [{"name": "orders", "prefix": "/orders", "upstream": "http://127.0.0.1:9"}],

@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestServer
 from sidecar.config import ListenerConfig
 from sidecar.proxy.listeners import Occupancy, QuietServer
 from sidecar.store.management import AdminStore
-from tests.processkit import serving, write_config
-from tests.proxykit import Env, body_of, raw_exchange, running, status_of
+from tests.kits.processes import serving, write_config
+from tests.kits.proxy import Env, body_of, raw_exchange, running, status_of
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -95,7 +95,7 @@ async def dribble(port: int, head: bytes, interval: float, seconds: float) -> tu
 
 @asynccontextmanager
 async def proxy_with(redis_url: str, store: AdminStore, **keys: float) -> AsyncIterator[Env]:
-    """The proxy of tests/proxykit.py with these ``[proxy]`` keys."""
+    """The proxy of tests/kits/proxy.py with these ``[proxy]`` keys."""
     async with running(redis_url, store, proxy=keys) as env:
         yield env
 
@@ -124,8 +124,7 @@ async def test_a_connection_that_sends_nothing_is_closed_after_idle_timeout(
 async def test_slowloris_is_closed_after_header_timeout_though_bytes_keep_coming(
     redis_url: str, store: AdminStore
 ) -> None:
-    """A head sent one byte at a time gets 408 after header_timeout and is never forwarded;
-    one that arrives in pieces in time is served."""
+    """A head trickled past header_timeout gets 408, never forwarded; one in time is served."""
     async with proxy_with(redis_url, store, header_timeout=0.5, idle_timeout=60) as env:
         reader, writer = await asyncio.open_connection("127.0.0.1", env.proxy.port)
         request = get("/orders/pieces", env.tokens.full)
@@ -268,8 +267,8 @@ class Wire(asyncio.Transport):
 
 
 async def test_body_bytes_read_before_the_request_is_handled_are_not_a_new_head() -> None:
-    """Body bytes read while their request still waits for its handler (uvloop reads a
-    socket up to 32 times in a row) are the body, not an HTTP/0.9 request line."""
+    """Body bytes read before the handler runs are the body, not an HTTP/0.9 request line."""
+    # uvloop reads a socket up to 32 times in a row before a handler gets to run.
 
     async def echo(request: web.Request) -> web.Response:
         return web.Response(body=await request.read())

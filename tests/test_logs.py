@@ -35,6 +35,7 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 async def test_lines_are_batched_then_written_in_order(
     logger: tuple[logging.Logger, io.StringIO, BatchingHandler],
 ) -> None:
+    """Info lines are held for one write a moment later, in the order they were logged."""
     log, stream, _ = logger
     for n in range(3):
         log.info("request", extra={"fields": {"n": n}})
@@ -46,6 +47,7 @@ async def test_lines_are_batched_then_written_in_order(
 async def test_a_warning_goes_out_at_once_with_what_came_before(
     logger: tuple[logging.Logger, io.StringIO, BatchingHandler],
 ) -> None:
+    """A warning is written at once, with the info lines held before it."""
     log, stream, _ = logger
     log.info("first")
     log.warning("trouble")
@@ -64,6 +66,7 @@ def test_without_an_event_loop_every_line_is_written_at_once(
 async def test_shutdown_flushes_what_is_pending(
     logger: tuple[logging.Logger, io.StringIO, BatchingHandler],
 ) -> None:
+    """Flushing at shutdown writes the lines still held."""
     log, stream, handler = logger
     log.info("last words")
     handler.flush()  # what logging.shutdown() does at exit
@@ -112,6 +115,7 @@ def test_hot_line_goes_through_logging_when_someone_listens(
 
 
 def test_hot_line_respects_the_level(root_only: io.StringIO) -> None:
+    """The access log's direct path writes nothing below the root logger's level."""
     logging.getLogger().setLevel(logging.WARNING)
     HotLogger("keystile.test-hot").info("request", {"status": 200})
     logging.getLogger().handlers[0].flush()

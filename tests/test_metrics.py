@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.ops.logs import JsonFormatter
 from sidecar.store.management import AdminStore
-from tests.proxykit import Env, running
-from tests.support import RedisProcess
+from tests.kits.proxy import Env, running
+from tests.kits.redis import RedisProcess
 
 
 async def scrape(env: Env) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

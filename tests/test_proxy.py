@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from sidecar.store.management import AdminStore
-from tests.proxykit import Env, running
-from tests.support import RedisProcess, basic
+from tests.kits.proxy import Env, running
+from tests.kits.redis import RedisProcess, basic
 
 CHALLENGE = 'Bearer realm="keystile"'
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from sidecar.store.management import AdminStore
-from tests.proxykit import Env, body_of, raw_exchange, status_of
-from tests.support import basic
+from tests.kits.proxy import Env, body_of, raw_exchange, status_of
+from tests.kits.redis import basic
 
 
 def request(

@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 
 from sidecar.store.management import AdminStore
-from tests.processkit import wait_ready, write_config
-from tests.proxykit import CHUNK, Upstream, raw_exchange
-from tests.support import make_config, seed_token
+from tests.kits.processes import wait_ready, write_config
+from tests.kits.proxy import CHUNK, Upstream, raw_exchange
+from tests.kits.redis import make_config, seed_token
 
 MIB = 1024 * 1024
 BODY = 64 * MIB

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from sidecar import clock
 from sidecar.store.management import AdminStore
 from sidecar.verification.usage import UsageRecorder
-from tests.proxykit import running
-from tests.support import Clock, make_config, seed_token
+from tests.kits.proxy import running
+from tests.kits.redis import Clock, make_config, seed_token
 
 
 async def test_proxied_request_sets_last_used_at(redis_url: str, store: AdminStore) -> None:

@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.redaction import UNREADABLE, redact
-from tests.processkit import KEYSTILE, run, wait_ready, write_config
-from tests.support import RedisProcess, free_port
+from tests.kits.processes import KEYSTILE, run, wait_ready, write_config
+from tests.kits.redis import RedisProcess, free_port
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ from multidict import CIMultiDictProxy
 
 from sidecar.proxy.http1client import UnsafeHeader, request_head
 from sidecar.store.management import AdminStore
-from tests.proxykit import Proxy, raw_exchange, start_proxy
-from tests.support import make_config, seed_token
+from tests.kits.proxy import Proxy, raw_exchange, start_proxy
+from tests.kits.redis import make_config, seed_token
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -212,6 +212,7 @@ async def test_upstream_closing_an_idle_connection_costs_no_request(relay: Relay
 
 
 async def test_chunked_answer_reaches_the_client_whole(relay: Relay) -> None:
+    """A chunked answer from the upstream reaches the client whole."""
     assert await fetch(relay, "/chunked") == (200, b"hello world")
 
 

@@ -14,8 +14,8 @@ from sidecar.store.invariants import find_problems
 from sidecar.store.management import AdminStore
 from sidecar.store.retention import apply, running
 from sidecar.store.snapshot import read_snapshot
-from tests.storekit import admin_store
-from tests.support import make_config, seed_token
+from tests.kits.redis import make_config, seed_token
+from tests.kits.store import admin_store
 
 __all__ = ["admin_store"]  # a fixture, used by name
 

@@ -9,9 +9,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.store import serverchecks
-from tests import processkit
-from tests.serverkit import valkey_binary
-from tests.support import RedisProcess, free_port, make_config
+from tests.kits import processes
+from tests.kits.redis import RedisProcess, free_port, make_config
+from tests.kits.servers import valkey_binary
 
 PERSISTENT = ("--appendonly", "yes")
 
@@ -93,7 +93,7 @@ async def test_require_persistence_refuses_to_start(server: RedisProcess, tmp_pa
         f'[redis]\nurl = "{server.url}"\nrequire_persistence = true\n'
     )
 
-    code, _, err = await processkit.run("serve", "--config", str(config))
+    code, _, err = await processes.run("serve", "--config", str(config))
 
     assert code == 1
     assert "redis.require_persistence" in err

@@ -19,8 +19,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from admin.workers import START_WINDOW
-from tests import processkit
-from tests.processkit import admin_post, bootstrap, serving
+from tests.kits import processes
+from tests.kits.processes import admin_post, bootstrap, serving
 
 pytestmark = pytest.mark.slow
 
@@ -168,7 +168,7 @@ async def test_every_scrape_sums_the_workers_and_survives_replaced_workers(
 ) -> None:
     """Every scrape counts every request, none goes down as workers die; the files go at stop."""
     config = tmp_path / "keystile.toml"
-    ports = processkit.write_config(config, "http://127.0.0.1:9")
+    ports = processes.write_config(config, "http://127.0.0.1:9")
     temp = tmp_path / "tmp"
     temp.mkdir()
     async with serving(
@@ -211,7 +211,7 @@ async def test_every_scrape_sums_the_workers_and_survives_replaced_workers(
 async def test_one_worker_counts_every_request(tmp_path: Path) -> None:
     """With --workers 1 (one process, no shared files) every scrape counts every request too."""
     config = tmp_path / "keystile.toml"
-    ports = processkit.write_config(config, "http://127.0.0.1:9")
+    ports = processes.write_config(config, "http://127.0.0.1:9")
     async with serving(config, ports["proxy"], "--workers", "1") as process:
         async with aiohttp.ClientSession() as http:
             for _ in range(5):

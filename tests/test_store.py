@@ -20,7 +20,7 @@ from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
 from sidecar.verification.issuing import issue_token
 from sidecar.verification.runtime import redis_client
-from tests.support import RedisProcess, free_port, make_config, seed_role, seed_token
+from tests.kits.redis import RedisProcess, free_port, make_config, seed_role, seed_token
 
 
 def _draft(client_id: str, user: str = "alice", role: str | None = None) -> Token:
@@ -64,7 +64,7 @@ async def test_client_id_is_never_issued_twice_even_after_deletion(store: AdminS
     """Once issued, a client_id stays taken after its token's key is gone."""
     await store.ensure_user(User("alice", created_at="2026-01-01T00:00:00Z"), actor="t")
     await store.create_token(_draft("c" * 22), actor="t")
-    await store.redis.delete(keys.token("c" * 22))
+    assert await store.delete_tokens(["c" * 22], actor="t") == 1
     with pytest.raises(Conflict) as caught:
         await store.create_token(_draft("c" * 22), actor="t")
     assert caught.value.field == "client_id"

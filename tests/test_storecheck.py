@@ -7,7 +7,7 @@ from sidecar.store.invariants import find_problems
 from sidecar.store.management import AdminStore
 from sidecar.store.snapshot import read_snapshot
 from sidecar.store.wholestore import repair
-from tests.storekit import admin_store, lived_in
+from tests.kits.store import admin_store, lived_in
 
 __all__ = ["admin_store"]  # a fixture, used by name
 

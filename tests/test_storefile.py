@@ -16,8 +16,8 @@ from sidecar.store.invariants import Snapshot, find_problems
 from sidecar.store.management import AdminStore
 from sidecar.store.snapshot import read_snapshot
 from sidecar.store.wholestore import NotEmpty, load
-from tests.storekit import admin_store, lived_in
-from tests.support import make_config, seed_token
+from tests.kits.redis import make_config, seed_token
+from tests.kits.store import admin_store, lived_in
 
 __all__ = ["admin_store"]  # a fixture, used by name
 

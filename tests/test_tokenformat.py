@@ -79,8 +79,8 @@ def test_client_ids_do_not_repeat() -> None:
 
 
 def test_checksum_encoding_is_fixed() -> None:
-    """Issued tokens carry this encoding (CRC32 as six base62 digits, most significant
-    first): a change to it would refuse every token already handed out."""
+    """The checksum is CRC32 as six base62 digits, most significant first."""
+    # A change to this encoding would refuse every token already handed out.
     assert format_token("ks", "A" * 22, "s" * 32) == "ks_" + "A" * 22 + "_" + "s" * 32 + "3xQ6sY"
     assert tokenformat.checksum("") == "000000"  # crc32(b"") == 0
     assert tokenformat.checksum("a") == "4GEHKN"  # crc32(b"a") == 3904355907

@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from sidecar import tokenformat
 from sidecar.store.management import AdminStore
 from sidecar.verification.issuing import Issued
-from tests.processkit import serving, write_config
-from tests.proxykit import Upstream
-from tests.support import RedisProcess, make_config, seed_token
+from tests.kits.processes import serving, write_config
+from tests.kits.proxy import Upstream
+from tests.kits.redis import RedisProcess, make_config, seed_token
 
 #: Simultaneous requests per wave: more than the pool below holds.
 WAVE = 24

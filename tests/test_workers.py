@@ -14,16 +14,16 @@ import aiohttp
 import pytest
 
 from sidecar.ops import embedded
-from tests import processkit
-from tests.processkit import admin_post, bootstrap, run, serving
-from tests.support import CHEAP_HASHING, free_port
+from tests.kits import processes
+from tests.kits.processes import admin_post, bootstrap, run, serving
+from tests.kits.redis import CHEAP_HASHING, free_port
 
 pytestmark = pytest.mark.slow
 
 
 def write_config(directory: Path) -> tuple[Path, dict[str, int]]:
     path = directory / "keystile.toml"
-    return path, processkit.write_config(path, "http://127.0.0.1:9")
+    return path, processes.write_config(path, "http://127.0.0.1:9")
 
 
 def workers_of(pid: int, command: bytes = b"spawn_main") -> set[int]:
@@ -125,7 +125,7 @@ def test_workers_split_the_cores_between_their_argon2_pools() -> None:
     """With hashing.threads = 0, N workers run at most one argon2 per core between them."""
     from admin.workers import share_of_cores
     from sidecar.verification.hashing import cores
-    from tests.support import make_config
+    from tests.kits.redis import make_config
 
     automatic = share_of_cores(make_config(), 2 * cores())
     explicit = share_of_cores(make_config(hashing={**CHEAP_HASHING, "threads": 3}), 2)
@@ -143,7 +143,7 @@ async def refused(*args: str, stderr: Path) -> tuple[int, str]:
     """
     with stderr.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
-            processkit.KEYSTILE, *args, stdout=asyncio.subprocess.DEVNULL, stderr=sink
+            processes.KEYSTILE, *args, stdout=asyncio.subprocess.DEVNULL, stderr=sink
         )
     try:
         code = await asyncio.wait_for(process.wait(), 20)
@@ -170,8 +170,7 @@ def another_store(config: Path, directory: Path, *, moved_port: int | None = Non
 async def test_a_second_serve_on_the_ports_exits_and_the_first_keeps_every_request(
     tmp_path: Path,
 ) -> None:
-    """A second serve with another store on taken ports exits 1 naming the key once;
-    the first still answers every new connection from its own store."""
+    """A second serve on taken ports exits 1 naming the key; the first answers every request."""
     config, ports = write_config(tmp_path)
     async with serving(config, ports["proxy"], "--workers", "2"):
         root = await bootstrap(config)
@@ -227,7 +226,7 @@ async def test_a_store_in_use_names_the_process_that_holds_it(tmp_path: Path) ->
     """A serve on a data directory another serve uses exits 1 naming the key and that pid."""
     config, ports = write_config(tmp_path)
     other = tmp_path / "other.toml"
-    processkit.write_config(other, "http://127.0.0.1:9")  # other ports, the same data_dir
+    processes.write_config(other, "http://127.0.0.1:9")  # other ports, the same data_dir
     async with serving(config, ports["proxy"], "--workers", "1") as process:
         code, err = await refused(
             "serve", "--config", str(other), "--workers", "1", stderr=tmp_path / "err"

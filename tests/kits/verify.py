@@ -6,20 +6,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from redis.asyncio.client import Pipeline
-
 from sidecar.config import HashingConfig
 from sidecar.credentials import Presented
-from sidecar.store import keys
-from sidecar.store.changes import Change
+from sidecar.store.base import StoreBase
 from sidecar.store.management import AdminStore
 from sidecar.verification.cache import CredentialCache
 from sidecar.verification.hashing import Argon2Hasher, HashingPool
 from sidecar.verification.limits import WrongSecretLimiter
 from sidecar.verification.verifier import Verified, Verifier
-from tests.support import make_config
+from tests.kits.redis import make_config
 
-#: The cheapest argon2id, as the config gives it (tests.support.CHEAP_HASHING).
+#: The cheapest argon2id, as the config gives it (tests.kits.redis.CHEAP_HASHING).
 CHEAP = make_config().hashing
 
 
@@ -67,16 +64,17 @@ def make_verifier(
     return Verifier(store, HashingPool(hasher, threads, queue_size), cache, limiter, ttl=300.0)
 
 
-async def revoke(store: AdminStore, client_id: str, actor: str = "test") -> None:
-    """Revoke a token the way the admin API does: one transaction with its recorded change."""
+async def revoke(store: StoreBase, client_id: str, actor: str = "test") -> None:
+    """Revoke a token through the store, as the admin API and ``keystile revoke`` do.
 
-    async def body(pipe: Pipeline) -> None:
-        pipe.multi()
-        pipe.hset(keys.token(client_id), mapping={"revoked": "1"})
-        change = Change(actor, "revoked", "token", client_id, {"status": ("active", "revoked")})
-        store.record(pipe, change)
-
-    await store.transaction([keys.token(client_id)], body)
+    A proxy's ``RedisStore`` gets the admin part on its own connection and commit hooks,
+    as an admin app sharing that process would.
+    """
+    if not isinstance(store, AdminStore):
+        admin = AdminStore(store.redis, store.durability)
+        admin.after_commit = store.after_commit
+        store = admin
+    await store.revoke_tokens([client_id], actor)
 
 
 async def hgetall_calls(store: AdminStore) -> int:

@@ -17,7 +17,7 @@ from admin.state import STORE
 from sidecar.config import Config
 from sidecar.proxy.app import build_proxy_app
 from sidecar.store.management import AdminStore
-from tests.support import free_port, make_config, seed_token
+from tests.kits.redis import free_port, make_config, seed_token
 
 APIS = [
     {

@@ -16,7 +16,7 @@ from sidecar.config import Config
 from sidecar.proxy.app import build_proxy_app
 from sidecar.proxy.listeners import ProxyRunner
 from sidecar.store.management import AdminStore
-from tests.support import free_port, make_config, seed_token
+from tests.kits.redis import free_port, make_config, seed_token
 
 CHUNK = b"x" * 65536
 

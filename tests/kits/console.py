@@ -20,8 +20,8 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.processkit import KEYSTILE
-from tests.support import CHEAP_HASHING, RedisProcess, free_port
+from tests.kits.processes import KEYSTILE
+from tests.kits.redis import CHEAP_HASHING, RedisProcess, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 #: Where the screenshots go: docs/screenshots/ when KEYSTILE_SCREENSHOTS=1 (to refresh the
 #: committed ones), else a temporary directory, so a test run leaves the tree unchanged.
-DOCS_SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 
 
 class _Upstream(BaseHTTPRequestHandler):

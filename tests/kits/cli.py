@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.processkit import KEYSTILE, bootstrap, wait_ready, write_config
+from tests.kits.processes import KEYSTILE, bootstrap, wait_ready, write_config
 
 
 class Echo(BaseHTTPRequestHandler):

@@ -25,10 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.processkit import KEYSTILE
-from tests.support import free_port
+from tests.kits.processes import KEYSTILE
+from tests.kits.redis import free_port
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "forward-auth.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "forward-auth.md"
 BIN = Path(sys.executable).parent
 Headers = list[tuple[str, str]]
 Sent = Sequence[tuple[str, str]]

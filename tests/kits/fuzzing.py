@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 import schemathesis
 
 from sidecar.store.management import AdminStore
-from tests.support import make_config, seed_token
+from tests.kits.redis import make_config, seed_token
 
 _numbers = itertools.count()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from tests.support import RedisProcess
+from tests.kits.redis import RedisProcess
 
 
 def valkey_binary() -> str:

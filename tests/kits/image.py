@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Kept across runs and reboots on purpose (that is what /var/tmp is for); only root writes it.
 CACHE = Path(os.environ.get("KEYSTILE_IMAGE_CACHE", "/var/tmp/keystile-image"))  # noqa: S108
 STORAGE = [

@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar.store.management import AdminStore
-from tests.support import make_config, seed_role, seed_token
+from tests.kits.redis import make_config, seed_role, seed_token
 
 
 @pytest.fixture

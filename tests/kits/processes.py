@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support import CHEAP_HASHING, free_port
+from tests.kits.redis import CHEAP_HASHING, free_port
 
 KEYSTILE = str(Path(sys.executable).parent / "keystile")
 
