@@ -34,7 +34,7 @@ OTHER_VARIABLES = frozenset(
         "KEYSTILE_TOKEN",  # the command line's credential for the admin API
         "KEYSTILE_ADMIN_URL",  # the command line's admin API address
         "KEYSTILE_BENCH_NO_WRK",  # bench/load.py: use the aiohttp client, not wrk
-        "KEYSTILE_FUZZ_REDIS_URL",  # tests/schemathesis_hooks.py: the store being fuzzed
+        "KEYSTILE_FUZZ_REDIS_URL",  # tests/kits/fuzzing.py: the store being fuzzed
     }
 )
 

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sidecar import tokenformat
 from sidecar.ops.logs import JsonFormatter
 from sidecar.store import keys
-from tests import processkit
-from tests.adminkit import Harness, harness
+from tests.kits import processes
+from tests.kits.admin import Harness, harness
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -126,10 +126,10 @@ async def test_serve_counts_admin_authentications_in_the_auth_metric(
 ) -> None:
     """Under keystile serve, admin callers accepted and refused show in keystile_auth_total."""
     config = tmp_path / "keystile.toml"
-    ports = processkit.write_config(config, "http://127.0.0.1:9", redis_url)
-    root = await processkit.bootstrap(config)
+    ports = processes.write_config(config, "http://127.0.0.1:9", redis_url)
+    root = await processes.bootstrap(config)
     admin = f"http://127.0.0.1:{ports['admin']}/admin/v1/me"
-    async with processkit.serving(config, ports["proxy"]), aiohttp.ClientSession() as http:
+    async with processes.serving(config, ports["proxy"]), aiohttp.ClientSession() as http:
         for token in (root, root, root[:-1] + ("0" if root[-1] != "0" else "1")):
             async with http.get(admin, headers={"Authorization": f"Bearer {token}"}) as reply:
                 await reply.read()

@@ -114,8 +114,8 @@ async def test_the_websocket_client_never_resends_a_request_on_a_pooled_connecti
 
 
 async def test_an_error_after_our_100_continue_is_still_answered() -> None:
-    """After send_continue aiohttp still takes the response as not started: a handler's
-    failure after the interim line gets its 500, not a cut connection."""
+    """A handler failing after our raw 100 Continue still gets its 500, not a cut connection."""
+    # After send_continue aiohttp must still take the response as not started.
 
     async def continue_then_fail(request: web.Request) -> web.Response:
         await aiohttp_internals.send_continue(request)
@@ -144,8 +144,7 @@ async def test_an_error_after_our_100_continue_is_still_answered() -> None:
 async def test_llhttp_still_names_an_unknown_version_in_its_refusal(
     line: bytes, unknown: bool
 ) -> None:
-    """The parser aiohttp serves with still says "Invalid HTTP version" for a well-formed
-    request line of an unknown version, and only for it (505 rather than 400)."""
+    """aiohttp's parser says "Invalid HTTP version" only for an unknown version (505, not 400)."""
     loop = asyncio.get_running_loop()
     parser: Any = HttpRequestParser(BaseProtocol(loop), loop, 2**16)
     with pytest.raises(BadStatusLine) as refused:

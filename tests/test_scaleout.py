@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 import redis
 
-from tests import scalekit
-from tests.processkit import bootstrap, serving, write_config
-from tests.serverkit import replicated
+from tests.kits import scale
+from tests.kits.processes import bootstrap, serving, write_config
+from tests.kits.servers import replicated
 from tests.test_cli import orders_upstream
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ async def status(port: int, token: str) -> int:
 
 
 def configure(config: Path, upstream: str, redis_lines: str) -> dict[str, int]:
-    """``processkit.write_config`` with ``redis_lines`` in place of its store line."""
+    """``processes.write_config`` with ``redis_lines`` in place of its store line."""
     ports = write_config(config, upstream)
     text = config.read_text()
     start = text.index("[redis]\n") + len("[redis]\n")
@@ -84,9 +84,9 @@ async def test_sentinel_failover_is_followed(tmp_path: Path) -> None:
     """Primary killed: 503s, never a wrong answer; then old tokens verify, writes go to the new."""
     with (
         replicated(tmp_path) as (primary, replica),
-        scalekit.sentinel(tmp_path / "s", primary) as port,
+        scale.sentinel(tmp_path / "s", primary) as port,
     ):
-        lines = f'sentinels = ["127.0.0.1:{port}"]\nsentinel_service = "{scalekit.SERVICE}"'
+        lines = f'sentinels = ["127.0.0.1:{port}"]\nsentinel_service = "{scale.SERVICE}"'
         async with deployment(tmp_path / "keystile.toml", lines, workers=2) as ports:
             before = await new_token(ports, "before")
             assert await status(ports["proxy"], before["token"]) == 200
@@ -99,7 +99,7 @@ async def test_sentinel_failover_is_followed(tmp_path: Path) -> None:
                 seen.append(await status(ports["proxy"], before["token"]))
                 await asyncio.sleep(0.05)
             assert set(seen) <= {200, 503}, seen
-            assert scalekit.role(replica) == "master"
+            assert scale.role(replica) == "master"
             # The listener notices the new primary and drops every cache and the admin index.
             while await flushes(ports["proxy"], "store replaced") < 1:
                 assert time.monotonic() < deadline, "the change of primary went unnoticed"
@@ -113,7 +113,7 @@ async def test_sentinel_failover_is_followed(tmp_path: Path) -> None:
 
 async def test_cluster_serves_and_propagates_revocation(tmp_path: Path) -> None:
     """Via a node not owning {ks}: admin-made tokens verify; a revoke on one process reaches all."""
-    with scalekit.cluster(tmp_path) as (owner, elsewhere, _):
+    with scale.cluster(tmp_path) as (owner, elsewhere, _):
         lines = f'url = "{elsewhere.url}"\ncluster = true'
         async with (
             deployment(tmp_path / "a.toml", lines, workers=1) as first,

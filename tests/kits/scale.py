@@ -14,7 +14,7 @@ from redis.crc import key_slot
 
 from sidecar.ops import embedded
 from sidecar.store import keys
-from tests.support import RedisProcess, free_port
+from tests.kits.redis import RedisProcess, free_port
 
 SERVICE = "keystile"
 SLOTS = 16384
