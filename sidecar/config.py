@@ -58,6 +58,10 @@ class ListenerConfig:
     idle_timeout: float = 75.0
     #: Open connections per worker; past it a new connection is closed at once.
     max_connections: int = 10_000
+    #: PEM certificate chain and its private key: with both, the listener serves TLS
+    #: (sidecar/ops/tls.py).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -222,9 +226,12 @@ class Config:
     apis: tuple[ApiConfig, ...] = ()
 
 
+#: The [proxy] and [admin] keys of sidecar/ops/tls.py.
+TLS_KEYS = ("tls_cert", "tls_key")
 #: Keys naming a file or directory, and their defaults: relative ones are read from the
 #: config file's directory. Add every new path key here.
-PATH_KEYS = {("redis", "data_dir"): str(RedisConfig.data_dir)}
+PATH_KEYS: dict[configsources.Key, str | None] = {("redis", "data_dir"): str(RedisConfig.data_dir)}
+PATH_KEYS |= {(section, key): None for section in ("proxy", "admin") for key in TLS_KEYS}
 #: Keys naming a program: a bare name is looked up on PATH, a relative path is anchored.
 COMMAND_KEYS = (("redis", "server_binary"),)
 
@@ -414,10 +421,20 @@ def _listener(reader: _Reader, table: Mapping[str, Any], section: str) -> dict[s
     """The ``ListenerConfig`` keys of ``section``, as keyword arguments."""
     d = ListenerConfig()
     checks = {"header_timeout": _number(0), "idle_timeout": _number(0), "max_connections": _int(1)}
-    return {
+    values = {
         key: reader.get(table, section, key, getattr(d, key), check)
         for key, check in checks.items()
     }
+    return values | _tls(reader, table, section)
+
+
+def _tls(reader: _Reader, table: Mapping[str, Any], section: str) -> dict[str, Path | None]:
+    """``tls_cert`` and ``tls_key``: both or neither (the files are read at start)."""
+    paths = {key: reader.get(table, section, key, "", _str()) or None for key in TLS_KEYS}
+    for key, other in (TLS_KEYS, TLS_KEYS[::-1]):
+        if paths[other] and not paths[key]:
+            reader.problems.append(f"{section}.{key}: required with {section}.{other}")
+    return {key: Path(value) if value else None for key, value in paths.items()}
 
 
 _LISTENER_KEYS = set(ListenerConfig.__dataclass_fields__)
