@@ -39,7 +39,7 @@ def server_context(cert: Path, key: Path, section: str) -> ssl.SSLContext:
     try:
         context.load_cert_chain(cert, key, password=_no_password)
     except (ssl.SSLError, _Encrypted) as exc:
-        raise TlsError(f"{section}.tls_key: {_why(exc)}") from None
+        raise TlsError(f"{section}.tls_key: {_why(exc, section)}") from None
     return context
 
 
@@ -63,11 +63,11 @@ def _no_password() -> str:
     raise _Encrypted
 
 
-def _why(exc: Exception) -> str:
+def _why(exc: Exception, section: str) -> str:
     if isinstance(exc, _Encrypted):
         return "the private key is encrypted; give it unencrypted (readable by Keystile only)"
     if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
-        return "the private key does not match the certificate in tls_cert"
+        return f"the private key does not match the certificate in {section}.tls_cert"
     return f"the certificate and key cannot be loaded ({getattr(exc, 'reason', None) or exc})"
 
 
