@@ -1,9 +1,10 @@
 """The command line's side of the admin API: where it is, who calls, and one HTTP call.
 
 Where: ``--admin-url``, else ``KEYSTILE_ADMIN_URL``, else the ``admin.listen``
-of ``--config FILE``, else ``http://127.0.0.1:8081``. Who: ``--token-file``
-(``-`` for stdin), else ``KEYSTILE_TOKEN``; never a flag holding the secret,
-which would land in shell history and ``ps``.
+of ``--config FILE`` (``https://`` when it sets ``admin.tls_cert``), else
+``http://127.0.0.1:8081``. Who: ``--token-file`` (``-`` for stdin), else
+``KEYSTILE_TOKEN``; never a flag holding the secret, which would land in
+shell history and ``ps``.
 
 The stdlib's ``http.client`` is enough for one synchronous call per command,
 and keeps the command line free of an event loop. Every failure becomes a
@@ -77,12 +78,14 @@ def admin_url(flag: str | None, config_path: Path | None, environ: Mapping[str, 
         return DEFAULT_URL
     others = {k: v for k, v in environ.items() if k not in OWN_VARIABLES}
     try:
-        listen = configuration.load(config_path, others).admin.listen
+        admin = configuration.load(config_path, others).admin
     except configuration.ConfigError as exc:
         raise BadUsage(f"--config {config_path}: " + "; ".join(exc.problems)) from None
     # A wildcard bind is reached on loopback from this machine.
+    listen = admin.listen
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(listen.host, listen.host)
-    return "http://" + str(configuration.HostPort(host, listen.port))
+    scheme = "https://" if admin.tls_cert is not None else "http://"
+    return scheme + str(configuration.HostPort(host, listen.port))
 
 
 def credential(token_file: str | None, environ: Mapping[str, str]) -> str:

@@ -4,8 +4,10 @@
 port something else holds ends the start naming ``proxy.listen`` or
 ``admin.listen``), picks the store (``redis.url``, or a private embedded
 server), checks it answers, then serves on those sockets until SIGTERM or
-SIGINT, and closes everything in order. With several workers the supervisor
-binds the sockets and hands them to its workers (``admin.workers``).
+SIGINT, and closes everything in order. A listener with ``tls_cert`` and
+``tls_key`` serves TLS; SIGHUP reloads both files (``sidecar.ops.tls``). With
+several workers the supervisor binds the sockets and hands them to its
+workers (``admin.workers``).
 ``bootstrap`` writes the first admin token straight to the store, also while
 ``serve`` runs.
 """
@@ -30,6 +32,7 @@ from sidecar import clock
 from sidecar.config import Config, HostPort
 from sidecar.errors import StoreUnavailable
 from sidecar.ops import embedded
+from sidecar.ops.tls import ListenerTls, Tls, TlsError
 from sidecar.proxy.app import build_proxy_app
 from sidecar.proxy.listeners import ProxyRunner, QuietRunner
 from sidecar.proxy.state import METRICS
@@ -201,13 +204,27 @@ def _addresses(listen: HostPort) -> list[AddressInfo]:
     return list(dict.fromkeys(infos))  # getaddrinfo may repeat an address
 
 
-async def _sites(runner: web.AppRunner, sockets: list[socket.socket]) -> None:
+async def _sites(
+    runner: web.AppRunner, sockets: list[socket.socket], tls: ListenerTls | None
+) -> None:
     await runner.setup()
+    context = tls.context if tls is not None else None
     for sock in sockets:
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=context).start()
+
+
+def load_tls(config: Config) -> Tls:
+    """Both listeners' TLS; a certificate or key that cannot be used is a StartError naming it."""
+    try:
+        return Tls.load(config)
+    except TlsError as exc:
+        raise StartError(str(exc)) from None
 
 
 async def serve(config: Config) -> None:
+    # Until serve_on handles it, a SIGHUP waits rather than ending the process.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    load_tls(config)  # before the store starts: a bad certificate ends the start at once
     with bound(config) as listeners:
         async with open_store_url(config, own_embedded=True) as url:
             await serve_on(config, url, listeners)
@@ -223,6 +240,7 @@ async def serve_on(
 ) -> None:
     """Run both listeners on their bound sockets, with the store at ``url``;
     ``shared_metrics`` the directory where the workers' metrics meet (``admin.workers``)."""
+    tls = load_tls(config)
     # One cache, argon2 pool and invalidation listener for both listeners of this process.
     shared = Verification(config, url)
     proxy_app = build_proxy_app(config, url, shared_metrics=shared_metrics)
@@ -234,30 +252,35 @@ async def serve_on(
     # Admin callers send credentials too: never echo them.
     admin = QuietRunner(admin_app, config.admin)
     try:
-        await _sites(proxy, listeners.proxy)
-        await _sites(admin, listeners.admin)
+        await _sites(proxy, listeners.proxy, tls.proxy)
+        await _sites(admin, listeners.admin, tls.admin)
         log.info(
             "keystile is serving",
             extra={
                 "fields": {
                     "proxy": str(config.proxy.listen),
                     "admin": str(config.admin.listen),
+                    "tls": [name for name in ("proxy", "admin") if getattr(tls, name)],
                     "apis": [api.name for api in config.apis],
                 }
             },
         )
-        await _until_signalled()
+        await _until_signalled(tls)
         log.info("shutting down")
     finally:
         await admin.cleanup()
         await proxy.cleanup()
 
 
-async def _until_signalled() -> None:
+async def _until_signalled(tls: Tls) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, tls.reload)
+    # Blocked by serve, or inherited blocked from the supervisor (admin.workers): one
+    # sent meanwhile arrives now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     await stop.wait()
 
 

@@ -17,7 +17,9 @@ SIGTERM or SIGINT to the supervisor stops every worker with SIGTERM (each
 finishes its requests and closes its resources), then the embedded server.
 A worker that dies in its first seconds means the start failed (its own
 message names the key): the others are stopped and ``serve`` exits non-zero.
-A worker that dies later is replaced.
+A worker that dies later is replaced. SIGHUP to the supervisor is passed on
+to every worker, which reloads its listeners' certificates; each worker is
+started with SIGHUP blocked, so one that arrives before it can reload waits.
 
 The workers' metrics meet in a private directory the supervisor makes at each
 start (``shared_metrics``): every scrape, whichever worker answers it, reports
@@ -151,6 +153,7 @@ class Supervisor:
         count: int,
         stopping: threading.Event,
         metrics: Path,
+        reloading: threading.Event,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -159,6 +162,8 @@ class Supervisor:
         self.count = count
         #: Set by the signal handlers ``supervise`` installs, and by ``stop``.
         self.stopping = stopping
+        #: Set by the SIGHUP handler; ``watch`` passes the signal on.
+        self.reloading = reloading
         self._context = multiprocessing.get_context("spawn")
         #: process -> (its index, monotonic start time)
         self.workers: dict[BaseProcess, tuple[int, float]] = {}
@@ -171,7 +176,13 @@ class Supervisor:
             args=(config, self.url, self.listeners, index, os.getpid(), self.metrics),
             name=f"keystile-worker-{index}",
         )
-        process.start()
+        # Blocked across the start, inherited by the worker (spawn keeps the signal
+        # mask): SIGHUP's default would end a worker not yet able to reload.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         self.workers[process] = (index, time.monotonic())
 
     def watch(self) -> int:
@@ -181,6 +192,7 @@ class Supervisor:
         log.info("workers started", extra={"fields": {"workers": self.count}})
         while not self.stopping.is_set():
             wait([p.sentinel for p in self.workers], timeout=0.2)
+            self._pass_on_reload()
             for process, (index, started) in list(self.workers.items()):
                 if process.is_alive() or self.stopping.is_set():
                     continue
@@ -198,6 +210,14 @@ class Supervisor:
                 self.start_one(index)
         self.stop()
         return 0
+
+    def _pass_on_reload(self) -> None:
+        if not self.reloading.is_set():
+            return
+        self.reloading.clear()
+        for process in self.workers:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)
 
     def stop(self) -> None:
         """SIGTERM every worker, wait for each, kill the ones that do not stop."""
@@ -219,7 +239,10 @@ def supervise(config: Config, count: int) -> int:
     # Before the store starts, so that a signal meanwhile still stops it cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stopping.set())
+    reloading = threading.Event()
+    signal.signal(signal.SIGHUP, lambda signum, frame: reloading.set())
+    runtime.load_tls(config)  # a certificate that cannot be used ends the start, once
     with runtime.bound(config) as listeners, shared_metrics() as metrics, store_url(config) as url:
         if stopping.is_set():
             return 0
-        return Supervisor(config, url, listeners, count, stopping, metrics).watch()
+        return Supervisor(config, url, listeners, count, stopping, metrics, reloading).watch()

@@ -91,7 +91,10 @@ SECTIONS: dict[str, type] = {
 }
 #: Keys naming a file or directory, and their defaults: relative ones are read from the
 #: config file's directory.
-PATH_KEYS = {k: str(default) for k, default in path_keys(SECTIONS, "file").items()}
+PATH_KEYS = {
+    k: None if default is None else str(default)
+    for k, default in path_keys(SECTIONS, "file").items()
+}
 #: Keys naming a program: a bare name is looked up on PATH, a relative path is anchored.
 COMMAND_KEYS = tuple(path_keys(SECTIONS, "program"))
 
@@ -159,6 +162,20 @@ def _headers_rules(headers: HeadersConfig) -> list[str]:
     ]
 
 
+def _tls_rules(section: str) -> Callable[[Any], list[str]]:
+    """``tls_cert`` and ``tls_key``: both or neither (the files are read at start)."""
+
+    def check(listener: Any) -> list[str]:
+        pair = ("tls_cert", "tls_key")
+        return [
+            f"{section}.{key}: required with {section}.{other}"
+            for key, other in (pair, pair[::-1])
+            if getattr(listener, other) is not None and getattr(listener, key) is None
+        ]
+
+    return check
+
+
 def _redis_rules(redis: RedisConfig) -> list[str]:
     """Each reason the url, Sentinel and Cluster keys do not name one way to the store."""
     if redis.sentinels:
@@ -184,6 +201,8 @@ def _redis_rules(redis: RedisConfig) -> list[str]:
 
 #: What a section must satisfy beyond each key's own check.
 _RULES: dict[str, Callable[[Any], list[str]]] = {
+    "proxy": _tls_rules("proxy"),
+    "admin": _tls_rules("admin"),
     "redis": _redis_rules,
     "tokens": _tokens_rules,
     "headers": _headers_rules,

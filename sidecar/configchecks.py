@@ -148,6 +148,9 @@ boolean = Check(_bool, "boolean")
 
 directory = Check(lambda value: Path(_text(value)), "path", typed_env=False, path="file")
 #: An empty value means "not set" (None).
+optional_file = Check(
+    lambda value: Path(_text(value)) if _text(value) else None, "path", typed_env=False, path="file"
+)
 program = Check(lambda value: _text(value) or None, "string", typed_env=False, path="program")
 
 

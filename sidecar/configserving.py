@@ -20,6 +20,7 @@ from sidecar.configchecks import (
     host_ports,
     integer,
     number,
+    optional_file,
     path_prefix,
     program,
     redis_url,
@@ -45,6 +46,17 @@ class ListenerConfig:
     )
     max_connections: int = key(
         10_000, integer(1), "open connections per worker; past it a new one is closed at once"
+    )
+    # With both, the listener serves TLS (sidecar/ops/tls.py); SIGHUP reloads them.
+    tls_cert: Path | None = key(
+        None,
+        optional_file,
+        "PEM certificate chain; with `tls_key`, this listener serves TLS, reloaded on SIGHUP"
+        " ([TLS](connections.md#tls))",
+        shown="none",
+    )
+    tls_key: Path | None = key(
+        None, optional_file, "PEM private key of `tls_cert` (unencrypted)", shown="none"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -82,15 +83,17 @@ async def serving(
     *extra: str,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``keystile serve`` (in ``cwd``) until its readyz answers 200; terminated on exit."""
+    """``keystile serve`` (in ``cwd``) until its readyz answers 200 (over https with ``tls``,
+    the client's context); terminated on exit."""
     process = await asyncio.create_subprocess_exec(
         KEYSTILE, "serve", "--config", str(config), *extra,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})}, cwd=cwd,
     )  # fmt: skip
     try:
-        await wait_ready(proxy_port, lambda: process.returncode, process.stderr)
+        await wait_ready(proxy_port, lambda: process.returncode, process.stderr, tls)
         yield process
     finally:
         if process.returncode is None:
@@ -99,7 +102,10 @@ async def serving(
 
 
 async def wait_ready(
-    port: int, exit_code: Callable[[], int | None], stderr: asyncio.StreamReader | None = None
+    port: int,
+    exit_code: Callable[[], int | None],
+    stderr: asyncio.StreamReader | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Until the proxy on ``port`` answers its readyz with 200.
 
@@ -108,8 +114,9 @@ async def wait_ready(
     ``returncode``). A process that exits first fails the test at once, with
     what it wrote to ``stderr`` when that is a pipe.
     """
-    url = f"http://127.0.0.1:{port}/_keystile/readyz"
-    async with aiohttp.ClientSession() as http:
+    scheme = "https" if tls is not None else "http"
+    url = f"{scheme}://127.0.0.1:{port}/_keystile/readyz"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls or True)) as http:
         for _ in range(600):
             if (code := exit_code()) is not None:
                 said = (await stderr.read()).decode() if stderr is not None else ""
