@@ -7,19 +7,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.kits.cli import upstream as echo_upstream
 from tests.kits.processes import KEYSTILE
 from tests.kits.redis import CHEAP_HASHING, RedisProcess, free_port
 
@@ -31,19 +30,6 @@ CHROMIUM_ARGS = [
 #: Where the screenshots go: docs/screenshots/ when KEYSTILE_SCREENSHOTS=1 (to refresh the
 #: committed ones), else a temporary directory, so a test run leaves the tree unchanged.
 DOCS_SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
-
-
-class _Upstream(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"upstream": "ok"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
@@ -167,12 +153,11 @@ def _bootstrap(config: Path) -> str:
 
 @contextmanager
 def running(workdir: Path) -> Iterator[Console]:
+    stack = ExitStack()
     redis = RedisProcess(workdir / "redis")
     redis.start()
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
     config = workdir / "keystile.toml"
-    ports = _write_config(config, f"http://127.0.0.1:{upstream.server_port}", redis.url)
+    ports = _write_config(config, stack.enter_context(echo_upstream()), redis.url)
     serve = subprocess.Popen(
         [KEYSTILE, "serve", "--config", str(config), "--workers", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
@@ -200,6 +185,5 @@ def running(workdir: Path) -> Iterator[Console]:
     finally:
         serve.terminate()
         serve.wait(30)
-        upstream.shutdown()
-        upstream.server_close()
+        stack.close()
         redis.stop()
