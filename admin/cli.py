@@ -144,7 +144,7 @@ def _config_path(given: Path | None) -> Path | None:
 def _run(path: Path | None, command: Callable[[configuration.Config], int]) -> int:
     # The runtime (aiohttp, redis, argon2) is imported here, not at the top: the
     # management commands never need it and start in half the time without it.
-    from admin import serve as runtime
+    from admin.startup import StartError
     from sidecar.ops import logs
 
     try:
@@ -155,7 +155,7 @@ def _run(path: Path | None, command: Callable[[configuration.Config], int]) -> i
     logs.setup(config.log)
     try:
         return command(config)
-    except runtime.StartError as exc:
+    except StartError as exc:
         return _fail(str(exc), EXIT_START)
     except KeyboardInterrupt:
         return 130

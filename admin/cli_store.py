@@ -91,7 +91,8 @@ def _run(given: Path | None, command: Callable[[configuration.Config], int]) -> 
 @asynccontextmanager
 async def _redis(config: configuration.Config) -> AsyncIterator[Any]:
     """A client of the configured store; its failures become one line for the operator."""
-    from admin.serve import StartError, open_store_url
+    from admin.serve import open_store_url
+    from admin.startup import StartError
     from sidecar.errors import StoreUnavailable
     from sidecar.store.exportfile import FileProblem
     from sidecar.store.snapshot import StoreBusy
@@ -181,7 +182,7 @@ def _write(out: IO[str], lines: Iterable[str]) -> None:
 
 def _read(file: Path) -> Snapshot:
     """The store FILE describes, checked: every problem is named before anything is written."""
-    from admin.serve import StartError
+    from admin.startup import StartError
     from sidecar.store.exportfile import FileProblem, to_snapshot
     from sidecar.store.invariants import find_problems
 

@@ -18,18 +18,17 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from admin.app import build_admin_app
+from admin.startup import Listeners, StartError, bound
 from sidecar import clock
-from sidecar.config import Config, HostPort
+from sidecar.config import Config
 from sidecar.errors import StoreUnavailable
 from sidecar.ops import embedded
 from sidecar.ops.tls import ListenerTls, Tls, TlsError
@@ -49,10 +48,6 @@ from sidecar.verification.runtime import SHARED, Verification, redis_client
 log = logging.getLogger("keystile.serve")
 
 BOOTSTRAP_ACCESS = {"admin": "full"}
-
-
-class StartError(Exception):
-    """Keystile cannot start; the message is for the operator, one line."""
 
 
 def store_name(config: Config) -> str:
@@ -135,73 +130,6 @@ async def _check_reachable(url: str, config: Config, key: str) -> None:
         raise StartError(f"{key}: {exc}") from None
     finally:
         await client.aclose()
-
-
-#: Connections the kernel queues for a listener before its workers accept them.
-BACKLOG = 128
-
-
-@dataclass(frozen=True)
-class Listeners:
-    """The bound, listening sockets of both listeners (a host may resolve to several)."""
-
-    proxy: list[socket.socket]
-    admin: list[socket.socket]
-
-    def close(self) -> None:
-        for sock in self.proxy + self.admin:
-            sock.close()
-
-
-@contextmanager
-def bound(config: Config) -> Iterator[Listeners]:
-    """Bind both listeners in this process, closed on exit; a taken port names its key."""
-    proxy = bind(config.proxy.listen, "proxy.listen")
-    try:
-        admin = bind(config.admin.listen, "admin.listen")
-    except StartError:
-        Listeners(proxy, []).close()
-        raise
-    listeners = Listeners(proxy, admin)
-    try:
-        yield listeners
-    finally:
-        listeners.close()
-
-
-def bind(listen: HostPort, key: str) -> list[socket.socket]:
-    """Listening sockets on every address of ``listen``.
-
-    ``SO_REUSEADDR`` only, so a restart need not wait out TIME_WAIT; never
-    ``SO_REUSEPORT``, with which a second server (another Keystile with
-    another store) would be let onto the port and handed part of its traffic.
-    """
-    bound: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, address in _addresses(listen):
-            sock = socket.socket(family, kind, proto)
-            bound.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:  # as asyncio does: "::" must not also claim IPv4
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(BACKLOG)
-    except OSError as exc:
-        for sock in bound:
-            sock.close()
-        raise StartError(f"{key}: cannot listen on {listen}: {exc.strerror}") from None
-    return bound
-
-
-#: One getaddrinfo answer: family, type, protocol, canonical name, address.
-AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
-
-
-def _addresses(listen: HostPort) -> list[AddressInfo]:
-    infos = socket.getaddrinfo(
-        listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
-    return list(dict.fromkeys(infos))  # getaddrinfo may repeat an address
 
 
 async def _sites(

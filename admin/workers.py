@@ -1,6 +1,6 @@
 """``keystile serve --workers N``: one supervisor, N worker processes on shared ports.
 
-The supervisor binds both listening sockets once (``admin.serve.bind``: a
+The supervisor binds both listening sockets once (``admin.startup.bind``: a
 taken port ends the start with one line naming its key), opens the store
 once (checks ``redis.url`` answers, or starts the private embedded server,
 whose Unix socket every worker then uses), then starts N workers and hands
@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 from prometheus_client.multiprocess import mark_process_dead
 
 from admin import serve as runtime
+from admin.startup import Listeners, StartError, bound
 from sidecar.config import Config
 from sidecar.ops import embedded, logs, parentdeath
 from sidecar.verification.hashing import cores
@@ -84,7 +85,7 @@ def store_url(config: Config) -> Iterator[str]:
     try:
         server.start()
     except embedded.EmbeddedError as exc:
-        raise runtime.StartError(str(exc)) from None
+        raise StartError(str(exc)) from None
     try:
         run(runtime._check_reachable(server.url, config, "redis.server_binary"))
         yield server.url
@@ -115,7 +116,7 @@ def shared_metrics() -> Iterator[Path]:
         path = Path(tempfile.mkdtemp(prefix="keystile-metrics-"))
     except OSError as exc:
         where = tempfile.gettempdir()
-        raise runtime.StartError(
+        raise StartError(
             f"cannot make the workers' metrics directory in {where} (set TMPDIR): {exc.strerror}"
         ) from None
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
@@ -127,7 +128,7 @@ def shared_metrics() -> Iterator[Path]:
 
 
 def worker_main(
-    config: Config, url: str, listeners: runtime.Listeners, index: int, parent: int, metrics: Path
+    config: Config, url: str, listeners: Listeners, index: int, parent: int, metrics: Path
 ) -> None:
     """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
     parentdeath.die_with_parent(parent)
@@ -137,7 +138,7 @@ def worker_main(
             config, url, listeners, warm_index=index == 0, shared_metrics=metrics
         )
         run(serving)
-    except runtime.StartError as exc:
+    except StartError as exc:
         print(f"keystile: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
     except KeyboardInterrupt:
@@ -149,7 +150,7 @@ class Supervisor:
         self,
         config: Config,
         url: str,
-        listeners: runtime.Listeners,
+        listeners: Listeners,
         count: int,
         stopping: threading.Event,
         metrics: Path,
@@ -242,7 +243,7 @@ def supervise(config: Config, count: int) -> int:
     reloading = threading.Event()
     signal.signal(signal.SIGHUP, lambda signum, frame: reloading.set())
     runtime.load_tls(config)  # a certificate that cannot be used ends the start, once
-    with runtime.bound(config) as listeners, shared_metrics() as metrics, store_url(config) as url:
+    with bound(config) as listeners, shared_metrics() as metrics, store_url(config) as url:
         if stopping.is_set():
             return 0
         return Supervisor(config, url, listeners, count, stopping, metrics, reloading).watch()
