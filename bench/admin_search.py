@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,7 +46,7 @@ from sidecar.records import Role, Token, User
 from sidecar.store import keys
 from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
-from sidecar.verification.issuing import issue_token
+from sidecar.verification.issuing import Issued, issue_token
 
 CHEAP = {"memory_kib": 8, "time_cost": 1, "parallelism": 1}
 APIS = [
@@ -157,7 +159,9 @@ async def timed(
     return (time.perf_counter() - started) * 1000, body
 
 
-async def measure(url: str, count: int, repeat: int) -> dict[str, object]:
+@asynccontextmanager
+async def admin_app(url: str) -> AsyncIterator[tuple[str, Issued]]:
+    """The admin app on a free loopback port over the store at ``url``, and a root token."""
     cfg = config.parse({"hashing": CHEAP, "apis": APIS, "redis": {"url": url}}, {})
     client = aioredis.Redis.from_url(url, decode_responses=True)
     store = AdminStore(client)
@@ -170,32 +174,35 @@ async def measure(url: str, count: int, repeat: int) -> dict[str, object]:
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}/admin/v1"
-    headers = {"Authorization": f"Bearer {root.bearer}"}
-    results: dict[str, object] = {"tokens": count + 1}
     try:
-        async with aiohttp.ClientSession() as session:
-            first, body = await timed(session, f"{base}/tokens", headers)
-            results["first call (waits for the start-up index load), ms"] = round(first, 1)
-            results["total reported"] = body["total"]
-            for name, query in QUERIES.items():
-                samples = [
-                    (await timed(session, f"{base}/tokens?{query}", headers))[0]
-                    for _ in range(repeat)
-                ]
-                results[name] = _summary(samples)
-            samples = []
-            for number in range(repeat):
-                patch = {"description": f"changed {number}"}
-                async with session.patch(
-                    f"{base}/tokens/{root.token.client_id}", json=patch, headers=headers
-                ) as r:
-                    assert r.status == 200
-                samples.append((await timed(session, f"{base}/tokens?q=changed", headers))[0])
-            results["q=changed, right after a PATCH (catch-up)"] = _summary(samples)
+        yield f"http://127.0.0.1:{port}", root
     finally:
         await runner.cleanup()
         await client.aclose()
+
+
+async def measure(url: str, count: int, repeat: int) -> dict[str, object]:
+    results: dict[str, object] = {"tokens": count + 1}
+    async with admin_app(url) as (origin, root), aiohttp.ClientSession() as session:
+        base = f"{origin}/admin/v1"
+        headers = {"Authorization": f"Bearer {root.bearer}"}
+        first, body = await timed(session, f"{base}/tokens", headers)
+        results["first call (waits for the start-up index load), ms"] = round(first, 1)
+        results["total reported"] = body["total"]
+        for name, query in QUERIES.items():
+            samples = [
+                (await timed(session, f"{base}/tokens?{query}", headers))[0] for _ in range(repeat)
+            ]
+            results[name] = _summary(samples)
+        samples = []
+        for number in range(repeat):
+            patch = {"description": f"changed {number}"}
+            async with session.patch(
+                f"{base}/tokens/{root.token.client_id}", json=patch, headers=headers
+            ) as r:
+                assert r.status == 200
+            samples.append((await timed(session, f"{base}/tokens?q=changed", headers))[0])
+        results["q=changed, right after a PATCH (catch-up)"] = _summary(samples)
     return results
 
 

@@ -22,18 +22,10 @@ import time
 from pathlib import Path
 
 import aiohttp
-import redis.asyncio as aioredis
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from admin.app import build_admin_app
-from bench.admin_search import APIS, CHEAP, _summary, free_port, seed, start_redis
-from sidecar import clock, config
-from sidecar.records import User
-from sidecar.store.management import AdminStore
-from sidecar.verification.hashing import Argon2Hasher
-from sidecar.verification.issuing import issue_token
+from bench.admin_search import _summary, admin_app, seed, start_redis
 
 VIEWS = {
     "landing page (default order)": "limit=50",
@@ -60,33 +52,16 @@ async def view(session: aiohttp.ClientSession, base: str, query: str) -> float:
 
 
 async def measure(url: str, count: int, repeat: int) -> dict[str, object]:
-    cfg = config.parse({"hashing": CHEAP, "apis": APIS, "redis": {"url": url}}, {})
-    client = aioredis.Redis.from_url(url, decode_responses=True)
-    store = AdminStore(client)
-    await store.ensure_user(User("root", created_at=clock.to_rfc3339(clock.now())), "bench")
-    root = await issue_token(
-        store, Argon2Hasher(cfg.hashing), "ks", user="root", actor="bench",
-        expires_at=clock.add_months(clock.now(), 6), access={"admin": "full"},
-    )  # fmt: skip
-    runner = web.AppRunner(build_admin_app(cfg, url), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}"
     results: dict[str, object] = {"tokens": count + 1}
     # unsafe: the jar keeps cookies of an IP address host (127.0.0.1).
     jar = aiohttp.CookieJar(unsafe=True)
-    try:
-        async with aiohttp.ClientSession(cookie_jar=jar) as session:
-            async with session.post(f"{base}/console/v1/session", json={"token": root.bearer}) as r:
-                assert r.status == 200, await r.text()
-            first = await view(session, base, "limit=50")
-            results["first view (waits for the start-up index load), ms"] = round(first, 1)
-            for name, query in VIEWS.items():
-                results[name] = _summary([await view(session, base, query) for _ in range(repeat)])
-    finally:
-        await runner.cleanup()
-        await client.aclose()
+    async with admin_app(url) as (base, root), aiohttp.ClientSession(cookie_jar=jar) as session:
+        async with session.post(f"{base}/console/v1/session", json={"token": root.bearer}) as r:
+            assert r.status == 200, await r.text()
+        first = await view(session, base, "limit=50")
+        results["first view (waits for the start-up index load), ms"] = round(first, 1)
+        for name, query in VIEWS.items():
+            results[name] = _summary([await view(session, base, query) for _ in range(repeat)])
     return results
 
 
