@@ -213,11 +213,4 @@ async def _import(config: configuration.Config, snapshot: Snapshot) -> int:
 
 
 def _counts(snapshot: Snapshot) -> str:
-    counts = {
-        "users": len(snapshot.users),
-        "roles": len(snapshot.roles),
-        "tokens": len(snapshot.tokens),
-        "issued client_ids": len(snapshot.issued),
-        "audit entries": len(snapshot.audit),
-    }
-    return ", ".join(f"{what} {count}" for what, count in counts.items())
+    return ", ".join(f"{what} {count}" for what, count in snapshot.counts().items())

@@ -56,6 +56,16 @@ class Snapshot:
     #: Keys whose Redis type is not the one their name promises: key -> type found.
     mistyped: dict[str, str] = field(default_factory=dict)
 
+    def counts(self) -> dict[str, int]:
+        """How many of each kind of record the store holds, as an operator reads them."""
+        return {
+            "users": len(self.users),
+            "roles": len(self.roles),
+            "tokens": len(self.tokens),
+            "issued client_ids": len(self.issued),
+            "audit entries": len(self.audit),
+        }
+
     def is_empty(self) -> bool:
         """No record, index, history or audit entry: a store nothing was written to."""
         held = (self.tokens, self.token_index, self.issued, self.histories, self.users)

@@ -86,13 +86,8 @@ async def load(redis: aioredis.Redis, snapshot: Snapshot) -> None:
 
 
 def _holding(snapshot: Snapshot) -> str:
-    counts = {
-        "tokens": len(snapshot.tokens),
-        "users": len(snapshot.users),
-        "roles": len(snapshot.roles),
-        "issued client_ids": len(snapshot.issued),
-        "audit entries": len(snapshot.audit),
-    }
+    # Tokens first: what an operator restoring over a store most needs to see.
+    counts = {"tokens": len(snapshot.tokens), **snapshot.counts()}
     held = ", ".join(f"{what} {count}" for what, count in counts.items() if count)
     return f"it holds {held or 'index keys'}"
 
