@@ -25,6 +25,10 @@ AUDIT = f"{TAG}:audit"
 #: A random value written once (SET NX) at first use: a different or missing one
 #: means the store was flushed or restored (sidecar/store/epoch.py).
 EPOCH = f"{TAG}:epoch"
+#: Notices waiting to be delivered to the ``[[notify]]`` webhooks (a stream,
+#: read through a consumer group so each goes out once across replicas);
+#: written by sidecar/store/notices.py in the transaction that causes them.
+NOTICES = f"{TAG}:notices"
 
 
 def token(client_id: str) -> str:
