@@ -49,7 +49,8 @@ class AdminVerifier:
 
     async def verify(self, presented: Presented, request: web.Request) -> Caller:
         """``presented`` (a console sign-in's) through the proxy's verifier and its records."""
-        return caller_of(await self.authenticator.verify(presented, outcome_of(request)))
+        verified = await self.authenticator.verify(presented, outcome_of(request), request.headers)
+        return caller_of(verified)
 
     async def refused(self, error: KeystileError, request: web.Request) -> None:
         """Record a credential refused before it reached the verifier; a guess waits."""

@@ -67,6 +67,19 @@ GRACE_UNTIL = {
     **TIMESTAMP,
     "description": "until when the old secret still works; absent without a grace",
 }
+#: Who used a regeneration's old secret during its grace (``store.graceuses.read``).
+GRACE_CLIENT = {
+    "address": {**NULLABLE_STRING, "description": "null for the clients beyond the bound"},
+    "user_agent": {**NULLABLE_STRING, "description": "cut at 200 characters; null as address"},
+    "uses": COUNT,
+    "last_used_at": NULLABLE_TIMESTAMP,
+}
+GRACE = {
+    "until": TIMESTAMP,
+    "old_secret_uses": COUNT,
+    "last_old_use_at": NULLABLE_TIMESTAMP,
+    "clients": {"type": "array", "items": ref("GraceClient")},
+}
 #: What ``User.public`` answers.
 USER = {
     "username": STRING,
@@ -98,6 +111,11 @@ def _tokens() -> Json:
         "IssuedToken": closed(ISSUED),
         "RegeneratedToken": closed({**ISSUED, "grace_until": GRACE_UNTIL}, list(ISSUED)),
         "TokenList": _page("Token"),
+        "TokenRecord": closed(
+            {**TOKEN, "grace": {"oneOf": [ref("Grace"), {"type": "null"}]}},
+        ),
+        "Grace": closed(GRACE),
+        "GraceClient": closed(GRACE_CLIENT),
         "Deleted": closed({"deleted": COUNT}),
         "Revoked": closed({"revoked": COUNT}),
         "HistoryEntry": closed(

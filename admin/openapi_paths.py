@@ -141,7 +141,9 @@ OPERATIONS: dict[View, Documented] = {
     views_tokens.bulk_revoke: Operation(
         "Revoke tokens by ids or by user", 200, "Revoked", body="BulkRevoke"
     ),
-    views_tokens.get_token: Operation("One token", 200, "Token"),
+    views_tokens.get_token: Operation(
+        "One token, with who still uses an old secret during a grace", 200, "TokenRecord"
+    ),
     views_tokens.patch_token: Operation("Change a token", 200, "Token", body="TokenPatch"),
     views_tokens.delete_token: Operation("Delete a token for good", 204, None),
     views_tokens.regenerate_token: Operation(
@@ -155,6 +157,14 @@ OPERATIONS: dict[View, Documented] = {
     ),
     views_tokens.revoke_token: Operation(
         "Revoke a token for good", 200, "Token", body="Empty", body_required=False
+    ),
+    views_tokens.end_grace: Operation(
+        "End a regeneration's grace period now: the old secret stops working",
+        200,
+        "TokenRecord",
+        body="Empty",
+        body_required=False,
+        errors=(409,),
     ),
     views_tokens.token_history: Operation(
         "Every change of a token, kept after deletion", 200, "History"
@@ -191,6 +201,14 @@ OPERATIONS: dict[View, Documented] = {
     ),
     views_me.revoke_my_token: Operation(
         "Revoke one of the caller's user's tokens", 200, "Token", body="Empty", body_required=False
+    ),
+    views_me.end_my_grace: Operation(
+        "End the grace period of one of the caller's user's tokens",
+        200,
+        "TokenRecord",
+        body="Empty",
+        body_required=False,
+        errors=(409,),
     ),
     views_me.delete_my_token: Operation("Delete one of the caller's user's tokens", 204, None),
 }

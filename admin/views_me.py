@@ -24,6 +24,7 @@ from admin.views_shared import (
     no_content,
     read_body,
     token_page,
+    token_record,
     token_view,
 )
 from sidecar import clock
@@ -72,6 +73,17 @@ async def revoke_my_token(request: web.Request) -> web.Response:
     store = request.app[STORE]
     (token,) = await store.revoke_tokens([client_id], found.username, owner=found.username)
     return answer(token_view(token))
+
+
+@routes.post(BASE + "/tokens/{client_id}/end-grace")
+async def end_my_grace(request: web.Request) -> web.Response:
+    """The old secret of one of the caller's user's tokens stops working now."""
+    found = await caller(request)
+    client_id = client_id_of(request)
+    schema.EMPTY.check(await read_body(request, optional=True))
+    store = request.app[STORE]
+    token = await store.end_grace(client_id, found.username, owner=found.username)
+    return answer(await token_record(request, token))
 
 
 @routes.delete(BASE + "/tokens/{client_id}")

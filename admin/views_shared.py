@@ -19,6 +19,7 @@ from admin.search import search
 from admin.state import CONFIG, INDEX, STORE, VERIFIER
 from sidecar import clock, tokenformat
 from sidecar.records import Token
+from sidecar.store import graceuses
 from sidecar.verification.issuing import Issued
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -60,6 +61,16 @@ def client_id_of(request: web.Request) -> str:
 
 def token_view(token: Token) -> dict[str, Any]:
     return token.public(clock.now())
+
+
+async def token_record(request: web.Request, token: Token) -> dict[str, Any]:
+    """One token's record: its view, and while a grace period is open, who still uses the
+    old secret (one store read then, none otherwise; lists show no ``grace``)."""
+    now = clock.now()
+    grace = None
+    if token.grace_until and graceuses.is_open(token, now):
+        grace = await graceuses.read(request.app[STORE], token.client_id, token.grace_until)
+    return {**token.public(now), "grace": grace}
 
 
 def issued_view(issued: Issued) -> dict[str, Any]:

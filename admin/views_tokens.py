@@ -16,6 +16,7 @@ from admin.views_shared import (
     no_content,
     read_body,
     token_page,
+    token_record,
     token_view,
 )
 from sidecar import clock
@@ -78,7 +79,7 @@ async def get_token(request: web.Request) -> web.Response:
     token = await request.app[STORE].get_token(client_id_of(request))
     if token is None:
         raise NotFound("no token has this client_id")
-    return answer(token_view(token))
+    return answer(await token_record(request, token))
 
 
 @routes.patch(BASE + "/{client_id}")
@@ -115,6 +116,16 @@ async def revoke_token(request: web.Request) -> web.Response:
     schema.EMPTY.check(await read_body(request, optional=True))
     (token,) = await request.app[STORE].revoke_tokens([client_id], caller.username)
     return answer(token_view(token))
+
+
+@routes.post(BASE + "/{client_id}/end-grace")
+async def end_grace(request: web.Request) -> web.Response:
+    """The old secret of the last regeneration stops working now, on every replica."""
+    caller = await admin_caller(request)
+    client_id = client_id_of(request)
+    schema.EMPTY.check(await read_body(request, optional=True))
+    token = await request.app[STORE].end_grace(client_id, caller.username)
+    return answer(await token_record(request, token))
 
 
 @routes.get(BASE + "/{client_id}/history")

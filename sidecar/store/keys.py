@@ -67,3 +67,11 @@ def wrong_secrets(client_id: str, address: str) -> str:
 def console_session(digest: str) -> str:
     """A web console session, by the SHA-256 of its id (the id itself is never stored)."""
     return f"{TAG}:console-session:{digest}"
+
+
+def grace_uses(client_id: str) -> str:
+    """The old secret's uses during a regeneration's grace period, per client (a hash).
+
+    Written by sidecar/store/graceuses.py; expires when the grace period ends.
+    """
+    return f"{TAG}:grace-uses:{client_id}"

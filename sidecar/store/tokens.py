@@ -18,7 +18,7 @@ from redis.asyncio.client import Pipeline
 
 from sidecar import clock
 from sidecar.records import Token, User
-from sidecar.store import keys
+from sidecar.store import graceuses, keys
 from sidecar.store.base import StoreBase, hash_fields, hset_mapping, index_score, texts
 from sidecar.store.changes import Change, Conflict, Missing, diff, gone
 
@@ -97,6 +97,27 @@ class TokenStore(StoreBase):
             )
             pipe.multi()
             _queue_token_update(pipe, old, new, actor, "regenerated")
+            graceuses.forget(pipe, [client_id])  # a new grace period starts with no evidence
+            return new
+
+        return await self.transaction([keys.token(client_id)], body)
+
+    async def end_grace(self, client_id: str, actor: str, *, owner: str | None = None) -> Token:
+        """Stop accepting the secret a regeneration replaced, now; Conflict without a grace.
+
+        With ``owner``, a token of another user counts as gone.
+        """
+
+        async def body(pipe: Pipeline) -> Token:
+            old = await _read_token(pipe, client_id)
+            if owner is not None and old.user.lower() != owner.lower():
+                raise Missing(client_id)
+            if not graceuses.is_open(old, clock.now()):
+                raise Conflict("the token has no grace period open: no old secret to stop")
+            new = old.with_changes(previous_hash=None, grace_until=None)
+            pipe.multi()
+            _queue_token_update(pipe, old, new, actor, "updated")
+            graceuses.forget(pipe, [client_id])
             return new
 
         return await self.transaction([keys.token(client_id)], body)
@@ -170,6 +191,7 @@ def queue_token_deletion(pipe: Pipeline, token: Token, actor: str) -> None:
     # The history list and the issued-id set stay: the id is never issued again,
     # and its story stays readable.
     pipe.delete(keys.token(token.client_id))
+    graceuses.forget(pipe, [token.client_id])
     pipe.zrem(keys.TOKENS, token.client_id)
     pipe.srem(keys.user_tokens(token.user), token.client_id)
     if token.role:

@@ -5,7 +5,9 @@
 Whatever the answer, it is recorded the same way on every listener: the
 ``keystile_auth_total`` metric, the request's access-log record (who, or why
 not), and for a refused guess the tarpit (``limits.tarpit``). An accepted
-token is a use of it (``last_used_at``, batched). The wrong-secret limit (429)
+token is a use of it (``last_used_at``, batched), and a use of an old secret
+during a regeneration's grace is counted by client address and user agent
+(``graceuse``, batched too). The wrong-secret limit (429)
 is keyed by the record's ``client``: the address the access log shows, the
 peer or, behind ``proxy.trusted_hops`` proxies, the one they forwarded.
 """
@@ -23,7 +25,7 @@ from sidecar.errors import KeystileError, MissingCredential, StoreUnavailable
 from sidecar.ops.metrics import ProxyMetrics
 from sidecar.verification import limits
 from sidecar.verification.usage import UsageRecorder
-from sidecar.verification.verifier import Verified, Verifier
+from sidecar.verification.verifier import GraceVerified, Verified, Verifier
 
 
 class Record(Protocol):
@@ -70,7 +72,7 @@ class Authenticator:
         except KeystileError as error:
             await self.refused(error, record)
             raise
-        return await self.verify(presented, record)
+        return await self.verify(presented, record, headers)
 
     async def _otherwise(self, otherwise: Otherwise, record: Record) -> Verified:
         try:
@@ -81,14 +83,27 @@ class Authenticator:
             raise
         return self.accepted(verified, record)
 
-    async def verify(self, presented: Presented, record: Record) -> Verified:
-        """``presented`` (read from headers, or from a sign-in body) through the verifier."""
+    async def verify(
+        self, presented: Presented, record: Record, headers: HeaderValues | None = None
+    ) -> Verified:
+        """``presented`` (read from ``headers``, or from a sign-in body) through the verifier."""
         try:
             verified = await self.verifier.verify(presented, record.client)
         except KeystileError as error:
             await self.refused(error, record)
             raise
+        if verified.old_secret:  # a regeneration's grace: evidence of who has not switched
+            self._old_secret_used(verified, record, headers)
         return self.accepted(verified, record)
+
+    def _old_secret_used(
+        self, verified: Verified, record: Record, headers: HeaderValues | None
+    ) -> None:
+        note = self.verifier.on_old_secret
+        if note is None or not isinstance(verified, GraceVerified):
+            return
+        agents = headers.getall("User-Agent", []) if headers is not None else []
+        note(verified.client_id, verified.grace_until, record.client, agents[0] if agents else "")
 
     def accepted(self, verified: Verified, record: Record) -> Verified:
         """Count and note an identity that passed (also one a console session found)."""

@@ -1,4 +1,5 @@
-"""The verification runtime of one process: store, cache, argon2 pool, limiter, listener.
+"""The verification runtime of one process: store, cache, argon2 pool, limiter, listener,
+and the flusher of the old secrets' uses during a regeneration's grace (``graceuse``).
 
 The proxy and the admin listeners of one ``keystile serve`` process share one
 ``Verification`` (``serve`` puts it under ``SHARED`` in both apps), so they
@@ -29,6 +30,7 @@ from sidecar.config import Config, RedisConfig
 from sidecar.store.base import StoreBase
 from sidecar.store.redis_store import RedisStore
 from sidecar.verification.cache import CredentialCache
+from sidecar.verification.graceuse import GraceUseRecorder
 from sidecar.verification.hashing import HashingPool
 from sidecar.verification.invalidation import Listener, local_hook
 from sidecar.verification.limits import WrongSecretLimiter
@@ -142,12 +144,18 @@ class Verification:
         )
         self.watch(self.store)
         self._listening = asyncio.ensure_future(self.listener.run())
+        self.grace_uses = GraceUseRecorder(self.store)
+        self.verifier.on_old_secret = self.grace_uses.note
+        self._flushing = asyncio.ensure_future(self.grace_uses.run())
 
     def watch(self, store: StoreBase) -> None:
         """Let this process's writes through ``store`` drop its cache entries at once."""
         store.after_commit.append(local_hook(self.cache))
 
     async def _close(self) -> None:
+        self._flushing.cancel()
+        await asyncio.gather(self._flushing, return_exceptions=True)
+        await self.grace_uses.flush()
         if self._listening is not None:
             self._listening.cancel()
             # Bounded: a listener stuck in a reconnect must not hold up the shutdown.

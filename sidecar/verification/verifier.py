@@ -21,10 +21,10 @@ import asyncio
 import functools
 import logging
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sidecar import clock
 from sidecar.credentials import Presented
@@ -55,11 +55,26 @@ class Verified:
     expires: int
     access: Mapping[str, str] = field(default_factory=dict)
     role_access: Mapping[str, str] | None = None
+    #: Whether the secret presented is the one a regeneration replaced (``GraceVerified``):
+    #: a class attribute, so the current secret's entries hold nothing for it.
+    old_secret: ClassVar[bool] = False
 
     @property
     def expires_at(self) -> str:
         """The expiry as the token's record writes it (RFC 3339, whole seconds)."""
         return clock.to_rfc3339(datetime.fromtimestamp(self.expires, UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class GraceVerified(Verified):
+    """A credential that passed with the old secret of a regeneration, during its grace.
+
+    Its uses are counted (``graceuse``), from the cache too: the cached value says so.
+    """
+
+    #: The token's ``grace_until`` when it was verified: the grace period the uses belong to.
+    grace_until: str = ""
+    old_secret: ClassVar[bool] = True
 
 
 class Verifier:
@@ -82,6 +97,9 @@ class Verifier:
         #: Lookups answered from the cache, from the unknown-id memory, or not (for metrics).
         self.hits = self.unknown_hits = self.misses = 0
         self._upgrades: set[asyncio.Task[None]] = set()
+        #: Told of each use of an old secret during its grace (client_id, grace_until,
+        #: address, user agent): ``graceuse.GraceUseRecorder.note`` once the runtime opens.
+        self.on_old_secret: Callable[[str, str, str, str], None] | None = None
 
     async def verify(self, presented: Presented, peer: str | None = None) -> Verified:
         """The identity behind ``presented``; ``peer`` (the client's address) keys the 429."""
@@ -121,7 +139,8 @@ class Verifier:
                     await self.limiter.wrong_secret(presented.client_id, peer)
                 raise InvalidToken("wrong secret")
             lifetime = self._lifetime(credential, matched, now)
-            verified = remember(self.cache, guard, key, credential, lifetime)
+            old = matched != credential.token.secret_hash
+            verified = remember(self.cache, guard, key, credential, lifetime, old_secret=old)
             if matched == credential.token.secret_hash and self.pool.needs_rehash(matched):
                 self._upgrade_later(credential.token.client_id, matched, presented.client_secret)
             return verified
@@ -219,9 +238,13 @@ def remember(
     key: bytes,
     credential: Credential,
     lifetime: float,
+    *,
+    old_secret: bool = False,
 ) -> Verified:
     """Cache what a hit on ``key`` answers: the one shape every entry has (bench/cachesize.py)."""
     verified = verified_identity(credential, fill.client_id)
+    if old_secret:
+        verified = _of_old_secret(verified, credential.token.grace_until or "")
     role = credential.token.role  # by name: a role created later changes it too
     cache.put(fill, key, verified, user=verified.username, role=role, lifetime=lifetime)
     return verified
@@ -244,6 +267,11 @@ def verified_identity(credential: Credential, client_id: str) -> Verified:
         access=_shared_map(token.access),
         role_access=_shared_map(role.access) if role else None,
     )
+
+
+def _of_old_secret(verified: Verified, grace_until: str) -> GraceVerified:
+    known = {f.name: getattr(verified, f.name) for f in fields(Verified)}
+    return GraceVerified(**known, grace_until=grace_until)
 
 
 #: Access maps by content: the cache holds one object per distinct map, not one per
