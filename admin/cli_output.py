@@ -28,6 +28,8 @@ TIME_FIELDS = frozenset(
         "regenerated_at",
         "grace_until",
         "at",
+        "until",
+        "last_old_use_at",
     }
 )
 #: Fields that must never reach a table: the secret parts are printed on their own.
@@ -62,6 +64,13 @@ AUDIT_COLUMNS = (
     ("Target", "target"),
     ("Changes", "changes"),
 )
+#: The clients of a grace period (``tokens show``), as the console's token page names them.
+GRACE_CLIENT_COLUMNS = (
+    ("Address", "address"),
+    ("User agent", "user_agent"),
+    ("Uses", "uses"),
+    ("Last use", "last_used_at"),
+)
 #: Labels of a single record's fields; a field without one is shown by its name.
 LABELS = {
     **{name: header for header, name in TOKEN_COLUMNS + USER_COLUMNS},
@@ -73,6 +82,9 @@ LABELS = {
     "regenerated_at": "Regenerated",
     "grace_until": "Old secret valid until",
     "levels": "Levels",
+    "until": "Old secret valid until",
+    "old_secret_uses": "Old secret uses",
+    "last_old_use_at": "Last old use",
 }
 
 Columns = Sequence[tuple[str, str]]

@@ -19,7 +19,7 @@ from admin.cli_common import (
     print_issued,
     quiet_option,
 )
-from admin.cli_output import HISTORY_COLUMNS, TOKEN_COLUMNS
+from admin.cli_output import GRACE_CLIENT_COLUMNS, HISTORY_COLUMNS, TOKEN_COLUMNS
 
 STATUSES = click.Choice(["active", "revoked", "expired"])
 
@@ -126,7 +126,8 @@ def create_token(
 @click.argument("client_id")
 def show_token(client_id: str) -> None:
     session = Session.current()
-    token_record(session, session.call("GET", f"/tokens/{segment(client_id)}"))
+    body = session.call("GET", f"/tokens/{segment(client_id)}")
+    session.show(body, lambda record: _with_grace(session, record))
 
 
 @command(tokens, "edit", "Change a token; --access replaces its whole access map.",
@@ -212,3 +213,31 @@ def token_history(client_id: str) -> None:
 
 def _count(client_ids: tuple[str, ...]) -> str:
     return f"token {client_ids[0]}" if len(client_ids) == 1 else f"{len(client_ids)} tokens"
+
+
+# -- rotation evidence: a regeneration's grace period -------------------------------
+
+
+def _with_grace(session: Session, record: dict[str, Any]) -> None:
+    """The record, then its grace period: who still uses the old secret."""
+    output = session.output
+    output.record({name: value for name, value in record.items() if name != "grace"})
+    grace = record.get("grace")
+    if not grace:
+        return
+    click.echo("\nGrace period")
+    output.record({name: grace[name] for name in ("until", "old_secret_uses", "last_old_use_at")})
+    if grace["clients"]:
+        click.echo()
+        other = {"address": "(other clients)", "user_agent": "-"}
+        rows = [{**c, **(other if c["address"] is None else {})} for c in grace["clients"]]
+        output.table(GRACE_CLIENT_COLUMNS, rows)
+
+
+@command(tokens, "end-grace", "End a grace period now: the old secret stops working.",
+         "keystile tokens end-grace 3kT9yQ0bW2nLx8RfA1cVzD")  # fmt: skip
+@click.argument("client_id")
+def end_grace(client_id: str) -> None:
+    session = Session.current()
+    body = session.call("POST", f"/tokens/{segment(client_id)}/end-grace")
+    session.show(body, lambda record: _with_grace(session, record))

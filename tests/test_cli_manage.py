@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -117,6 +118,27 @@ def test_regenerate_with_grace_keeps_the_old_secret_for_a_while(ks: Deployment) 
     history = ks.ok("tokens", "history", client_id).out
     assert history.splitlines()[0].split() == ["Time", "Actor", "Action", "Changes"]
     assert "regenerated" in history and "created" in history
+
+
+def test_show_has_the_grace_block_and_end_grace_ends_it(ks: Deployment) -> None:
+    """`tokens show` lists who used the old secret; `end-grace` stops it; --json is the API's."""
+    client_id, old = new_token(ks, "graced", "--access", "orders=read")
+    ks.ok("tokens", "regenerate", client_id, "--grace", "600", "--quiet")
+    assert ks.proxy_get("/orders/1", old)[0] == 200
+    for _ in range(40):  # the uses are written within a second
+        if ks.admin_get(f"/tokens/{client_id}")["grace"]["old_secret_uses"]:
+            break
+        time.sleep(0.1)
+    shown = ks.ok("tokens", "show", client_id).out
+    assert "Grace period" in shown and "Old secret uses" in shown
+    headers = ["Address", "User", "agent", "Uses", "Last", "use"]
+    assert headers in [line.split() for line in shown.splitlines()]
+    assert ks.ok("tokens", "show", client_id, "--json").json() == ks.admin_get(
+        f"/tokens/{client_id}"
+    )
+    ended = ks.ok("tokens", "end-grace", client_id, "--json").json()
+    assert ended["grace"] is None and ks.proxy_get("/orders/1", old)[0] == 401
+    assert ks.cli("tokens", "end-grace", client_id).code != 0
 
 
 def test_revoke_and_delete_several_and_by_user(ks: Deployment) -> None:
