@@ -213,6 +213,31 @@ def test_edit_and_regenerate_show_in_the_history(console: Console) -> None:
     console.screenshot(page, "history")
 
 
+def test_grace_period_shows_old_secret_clients_and_can_be_ended(console: Console) -> None:
+    """A token's page lists who used the old secret in its grace; "End grace period" stops it."""
+    made = console.token("gail", access={"orders": "read"})
+    console.api("POST", f"/tokens/{made['client_id']}/regenerate", {"grace_seconds": 600})
+    assert console.proxy_status(made["token"]) == 200
+    page = console.signed_in()
+    page.goto(f"{console.admin_url}/#/tokens/{made['client_id']}")
+
+    clients = page.locator("table.grace-clients tbody")
+    for _ in range(30):  # the uses are written within a second
+        if "127.0.0.1" in clients.inner_text():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    expect(clients.locator("tr").first.locator("td")).to_have_text(
+        ["127.0.0.1", re.compile("Python-urllib"), "1", re.compile("UTC")]
+    )
+    page.get_by_role("button", name="End grace period").click()
+    page.get_by_role("dialog").get_by_role("button", name="End grace period").click()
+
+    expect(page.locator(".notice")).to_contain_text("Ended the grace period")
+    expect(page.get_by_role("heading", name="Grace period")).to_have_count(0)
+    assert console.proxy_status(made["token"]) == 401
+
+
 def test_api_errors_appear_next_to_the_field_they_name(console: Console) -> None:
     """No user: the API's message beside "User"; then "Save and continue editing" opens the edit."""
     page = console.signed_in()

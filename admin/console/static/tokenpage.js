@@ -1,6 +1,8 @@
 // A token's page: every field of its record and its effective access per API,
 // with "Edit", "Regenerate" (expiration and grace period; the new secret shown
-// once), "Revoke" and "Delete" (both confirmed), and "History".
+// once), "Revoke" and "Delete" (both confirmed), and "History". While a
+// regeneration's grace period is open, "Grace period": who still uses the old
+// secret, and "End grace period" (confirmed).
 
 import { admin } from './api.js';
 import { append, field, flash, go, h, heading, link, rerender, statusBadge, takeFlash, uid, when } from './dom.js';
@@ -113,7 +115,43 @@ export async function show(page, ctx) {
   const token = await admin('GET', `/tokens/${encodeURIComponent(clientId)}`);
   const role = token.role ? await admin('GET', `/roles/${encodeURIComponent(token.role)}`).catch(() => null) : null;
   append(page, h('p', { class: 'crumbs' }, link('#/tokens', 'Tokens')), heading(`Token ${token.client_id}`), takeFlash(),
-    actions(token, ctx), record(token), accessSummary(token, role, ctx.session.apis));
+    actions(token, ctx), record(token), graceSection(token, ctx), accessSummary(token, role, ctx.session.apis));
+}
+
+// -- rotation evidence: the old secret's uses during a grace period ----------------
+
+function graceSection(token, ctx) {
+  const grace = token.grace;
+  if (!grace) return null;
+  const muted = (text) => h('span', { class: 'muted' }, text);
+  const facts = [
+    ['Old secret valid until', when(grace.until)],
+    ['Old secret uses', String(grace.old_secret_uses)],
+    ['Last old use', when(grace.last_old_use_at)],
+  ];
+  const rows = grace.clients.map((c) => h('tr', {},
+    h('td', {}, c.address === null ? muted('other clients') : h('code', {}, c.address)),
+    h('td', {}, c.user_agent === null ? muted('—') : (c.user_agent || muted('none sent'))),
+    h('td', {}, String(c.uses)), h('td', {}, when(c.last_used_at))));
+  if (!rows.length) rows.push(h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'The old secret has not been used since the regeneration.')));
+  const end = ctx.canWrite ? h('div', { class: 'toolbar' },
+    h('button', { type: 'button', class: 'danger', onclick: () => endGrace(token) }, 'End grace period')) : null;
+  return h('section', { class: 'grace', 'aria-labelledby': 'grace-heading' },
+    h('h2', { id: 'grace-heading' }, 'Grace period'),
+    h('dl', { class: 'record' }, facts.map(([term, v]) => [h('dt', {}, term), h('dd', {}, v)])),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'list grace-clients' },
+      h('caption', {}, 'Clients still using the old secret, latest first'),
+      h('thead', {}, h('tr', {}, ['Address', 'User agent', 'Uses', 'Last use'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows))),
+    end);
+}
+
+async function endGrace(token) {
+  const text = `End the grace period of ${token.client_id}? Its old secret stops working at once, everywhere; the new one keeps working.`;
+  if (!(await confirm('End grace period', text, 'End grace period'))) return;
+  await admin('POST', `/tokens/${encodeURIComponent(token.client_id)}/end-grace`, {});
+  flash(`Ended the grace period of ${token.client_id}.`);
+  rerender();
 }
 
 function value(v) {
