@@ -67,3 +67,19 @@ def wrong_secrets(client_id: str, address: str) -> str:
 def console_session(digest: str) -> str:
     """A web console session, by the SHA-256 of its id (the id itself is never stored)."""
     return f"{TAG}:console-session:{digest}"
+
+
+# -- notices (sidecar/notify/): none of these is exported ------------------------
+
+#: Held (SET NX PX) by the replica running the expiry scan, so one runs at a time.
+NOTIFY_SCAN_LEASE = f"{TAG}:notify-scan-lease"
+#: The consumer group on ``NOTICES`` every replica's notifier reads through.
+NOTIFY_GROUP = "notify"
+
+
+def expiry_notice(client_id: str, days: int, expires_s: int) -> str:
+    """Set once the ``days``-before notice of ``client_id``'s expiry at ``expires_s`` is queued.
+
+    Keyed by the expiry, so a regeneration that moves it allows fresh notices.
+    """
+    return f"{TAG}:expiry-notice:{client_id}:{days}:{expires_s}"
