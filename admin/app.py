@@ -4,7 +4,7 @@
                -> schema (pure) -> one atomic store change -> JSON view
 
 Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
-flusher, the retention passes) is opened and closed in ``cleanup_ctx``; the
+flusher, the retention passes, the notifier) is opened and closed in ``cleanup_ctx``; the
 store pool and the argon2 pool are the process's ones (``Verification``), so
 issuing a secret waits in the same bounded queue as verifying one. Callers
 are verified by ``admin.auth`` on the proxy's own authentication path, or by a
@@ -46,6 +46,7 @@ from admin.state import (
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar.config import Config, RetentionConfig
+from sidecar.notify import notifier
 from sidecar.ops.metrics import ProxyMetrics
 from sidecar.proxy import accesslog
 from sidecar.proxy.errorbodies import json_errors
@@ -78,7 +79,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
             # A flushed or restored store (sidecar/store/epoch.py) empties the index at once.
             shared.listener.on_store_replaced.append(app[INDEX].drop)
-            async with _warm(app), _retained(app, shared.redis):
+            # Expiry and leak notices to the [[notify]] webhooks, off every request's path.
+            notifying = notifier.running(shared.redis, config, app[METRICS].registry)
+            async with _warm(app), _retained(app, shared.redis), notifying:
                 yield
             shared.listener.on_store_replaced.remove(app[INDEX].drop)
         await app[INDEX].close()

@@ -131,13 +131,16 @@ def _webhook(
         problems.append(f"{where}: must be a table")
         return None
     before = len(problems)
-    hook = WebhookConfig(**Reader(problems, {}).read(WebhookConfig, item, where))
+    values = Reader(problems, {}).read(WebhookConfig, item, where)
+    if len(problems) > before:
+        return None
+    hook = WebhookConfig(**values)
     if hook.secret and hook.secret_env:
         problems.append(f"{where}.secret_env: choose secret or secret_env, not both")
     elif hook.secret_env:
         hook = replace(hook, secret=environ.get(hook.secret_env, ""))
         if not hook.secret:
             problems.append(f"{where}.secret_env: the variable {hook.secret_env} is unset or empty")
-    elif not hook.secret and len(problems) == before:
+    elif not hook.secret:
         problems.append(f"{where}.secret: required (or secret_env)")
     return hook if len(problems) == before else None

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from sidecar.config import NoticesConfig, WebhookConfig
 from sidecar.notify import signing
+from sidecar.notify.expiry import unless_cancelled
 from sidecar.redaction import redact
 from sidecar.store import keys, notices
 
@@ -103,6 +104,7 @@ class Delivery:
     async def _reading(self) -> None:
         await self._ensure_group()
         while True:
+            unless_cancelled()
             if self._free() <= 0:
                 await asyncio.sleep(0.05)
                 continue
@@ -120,6 +122,7 @@ class Delivery:
                 await self._ensure_group()
                 continue
             except (RedisError, OSError) as exc:
+                unless_cancelled(exc)
                 log.warning("notice read failed", extra={"fields": {"error": type(exc).__name__}})
                 await asyncio.sleep(1)
                 continue
@@ -137,10 +140,12 @@ class Delivery:
         every = self.policy.claim_after_seconds / 3
         while True:
             await asyncio.sleep(every)
+            unless_cancelled()
             try:
                 await self._keep_own()
                 await self._take_over()
             except (RedisError, OSError) as exc:
+                unless_cancelled(exc)
                 log.warning("notice claim failed", extra={"fields": {"error": type(exc).__name__}})
 
     async def _keep_own(self) -> None:
@@ -174,6 +179,7 @@ class Delivery:
                 pipe.xdel(keys.NOTICES, entry_id)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
+            unless_cancelled(exc)
             # Still pending: this process or another delivers it again after claim_after.
             log.warning("notice not settled", extra={"fields": {"error": type(exc).__name__}})
         finally:

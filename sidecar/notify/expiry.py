@@ -59,6 +59,19 @@ class Due:
     days: int
 
 
+def unless_cancelled(exc: BaseException | None = None) -> None:
+    """Re-raise a cancellation that redis-py swallowed or reported as a failed command.
+
+    A task cancelled in the middle of a command may see a connection error
+    instead of ``CancelledError`` (or nothing, when the command is retried);
+    a loop that logs it and sleeps on would never end, and its shutdown would
+    wait for ever. Each background loop calls this on every error and turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
 def tightest(expires_at: str, thresholds: Sequence[int], now: datetime) -> int | None:
     """The smallest threshold (days) ``expires_at`` is inside of; None if none or expired."""
     left = (clock.from_rfc3339(expires_at) - now).total_seconds()
@@ -125,6 +138,7 @@ async def _passes(
     redis: aioredis.Redis, thresholds: Sequence[int], every: float, owner: str
 ) -> None:
     while True:
+        unless_cancelled()
         try:
             # The lease outlives the pass by design: it is also "scanned this period".
             if await redis.set(keys.NOTIFY_SCAN_LEASE, owner, nx=True, px=int(every * 1000)):
@@ -132,6 +146,7 @@ async def _passes(
                 if queued:
                     log.info("expiry notices queued", extra={"fields": {"notices": queued}})
         except (RedisError, OSError, StoreUnavailable) as exc:
+            unless_cancelled(exc)
             log.warning("expiry scan failed", extra={"fields": {"error": type(exc).__name__}})
         await asyncio.sleep(every)
 
