@@ -210,8 +210,7 @@ async def test_a_notice_held_by_a_crashed_replica_is_taken_over(
 async def test_serve_calls_a_hanging_webhook_without_delaying_a_proxied_request(
     store: AdminStore, redis_url: str, stack: AsyncExitStack, tmp_path: Path
 ) -> None:
-    """Under `keystile serve`, requests answer at once while every webhook call hangs;
-    the secret, given through a KEYSTILE_* variable, is in no log line."""
+    """Proxied requests answer at once while serve's webhook calls hang; no log holds the secret."""
     receiver = await stack.enter_async_context(receiving(Receiver(hang=True)))
     upstream = Upstream()
     await upstream.start()
