@@ -48,7 +48,9 @@ NUMBERS = frozenset({"days_before"})
 
 def payload(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
     """The JSON body of a notice: ``event``, its fields, and ``id`` (the delivery id)."""
-    rest = {k: int(v) if k in NUMBERS else v for k, v in fields.items() if k != "kind"}
+    rest = {
+        k: int(v) if k in NUMBERS and v.isdigit() else v for k, v in fields.items() if k != "kind"
+    }
     return {"event": fields.get("kind", ""), **rest, "id": entry_id}
 
 
@@ -57,7 +59,8 @@ def wanted(hook: WebhookConfig, fields: Mapping[str, str]) -> bool:
     kind = fields.get("kind", "")
     if kind not in hook.events:
         return False
-    return kind != notices.EXPIRING or int(fields.get("days_before", 0)) in hook.days_before
+    days = fields.get("days_before", "")
+    return kind != notices.EXPIRING or (days.isdigit() and int(days) in hook.days_before)
 
 
 def backoff(policy: NoticesConfig, attempt: int) -> float:
@@ -85,6 +88,8 @@ class Delivery:
         #: Notices being delivered by this process, by stream id.
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.session: aiohttp.ClientSession | None = None
+        #: Set when a delivery ends, so a reader waiting for a free slot reads again.
+        self._slot = asyncio.Event()
 
     async def run(self) -> None:
         """Read and take over notices until cancelled; then stop every delivery."""
@@ -102,27 +107,26 @@ class Delivery:
         return self.policy.concurrency - len(self.inflight)
 
     async def _reading(self) -> None:
-        await self._ensure_group()
+        grouped = False
         while True:
             unless_cancelled()
             if self._free() <= 0:
-                await asyncio.sleep(0.05)
+                self._slot.clear()
+                await self._slot.wait()
                 continue
             try:
+                if not grouped:
+                    await self._ensure_group()
+                    grouped = True
+                streams: dict[Any, Any] = {keys.NOTICES: ">"}
                 read: Any = await self.redis.xreadgroup(
-                    keys.NOTIFY_GROUP,
-                    self.consumer,
-                    {keys.NOTICES: ">"},
-                    self._free(),
-                    self.block_ms,
+                    keys.NOTIFY_GROUP, self.consumer, streams, self._free(), self.block_ms
                 )
-            except ResponseError as exc:  # the store was flushed: the group is gone
-                if "NOGROUP" not in str(exc):
-                    raise
-                await self._ensure_group()
-                continue
             except (RedisError, OSError) as exc:
                 unless_cancelled(exc)
+                if "NOGROUP" in str(exc):  # the store was flushed: make the group again
+                    grouped = False
+                    continue
                 log.warning("notice read failed", extra={"fields": {"error": type(exc).__name__}})
                 await asyncio.sleep(1)
                 continue
@@ -184,6 +188,7 @@ class Delivery:
             log.warning("notice not settled", extra={"fields": {"error": type(exc).__name__}})
         finally:
             self.inflight.pop(entry_id, None)
+            self._slot.set()
 
     async def _attempts(
         self, entry_id: str, fields: dict[str, str], pending: list[WebhookConfig]
