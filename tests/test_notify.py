@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from sidecar import clock
 from sidecar.config import Config, NoticesConfig
-from sidecar.notify import notifier, signing
+from sidecar.notify import expiry, notifier, signing
 from sidecar.notify.delivery import backoff
 from sidecar.store import keys, notices
 from sidecar.store.management import AdminStore
@@ -260,3 +260,53 @@ def test_retries_wait_one_second_doubling_up_to_ten_minutes_by_default() -> None
 
     assert [backoff(policy, n) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
     assert backoff(policy, 10) == backoff(policy, 100) == 600.0
+
+
+async def test_a_flushed_store_gets_its_consumer_group_back_and_delivery_goes_on(
+    store: AdminStore, redis_url: str, stack: AsyncExitStack
+) -> None:
+    """After FLUSHALL (the group gone with the stream) a new notice is still delivered."""
+    receiver = await stack.enter_async_context(receiving(Receiver()))
+    await replicas(stack, redis_url, config_for(receiver))
+    await queue_leak(store, "before", "alice")
+    await receiver.wait_for(1)
+
+    await store.redis.flushall()
+    await queue_leak(store, "after", "alice")
+    await receiver.wait_for(2)
+
+    assert [call.json["client_id"] for call in receiver.calls] == ["before", "after"]
+
+
+async def test_a_scan_queues_each_threshold_once_whatever_form_expires_at_takes(
+    store: AdminStore,
+) -> None:
+    """A pass queues due notices once; an expiry with an offset is judged as well as a Z one."""
+    plain = await expiring_in(store, 0.5)
+    offset = await expiring_in(store, 20, user="bob")
+    moment = (clock.now() + timedelta(days=20)).astimezone(timezone(timedelta(hours=2)))
+    await store.redis.hset(keys.token(offset), "expires_at", moment.isoformat(timespec="seconds"))
+
+    first = await expiry.scan(store.redis, (30, 7, 1), clock.now())
+    again = await expiry.scan(store.redis, (30, 7, 1), clock.now())
+
+    entries = await store.redis.xrange(keys.NOTICES)
+    days = {fields["client_id"]: fields["days_before"] for _, fields in entries}
+    assert (first, again, days) == (2, 0, {plain: "1", offset: "30"})
+
+
+async def test_two_scans_racing_without_the_lease_still_queue_each_notice_once(
+    store: AdminStore, redis_url: str
+) -> None:
+    """The marker and the notice share one WATCHed transaction: racing passes queue once."""
+    for user in ("a", "b", "c", "d"):
+        await expiring_in(store, 5, user=user)
+    other = aioredis.Redis.from_url(redis_url, decode_responses=True)
+
+    counts = await asyncio.gather(
+        expiry.scan(store.redis, (30, 7, 1), clock.now()),
+        expiry.scan(other, (30, 7, 1), clock.now()),
+    )
+    await other.aclose()
+
+    assert sum(counts) == 4 and await store.redis.xlen(keys.NOTICES) == 4
