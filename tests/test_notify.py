@@ -310,3 +310,18 @@ async def test_two_scans_racing_without_the_lease_still_queue_each_notice_once(
     await other.aclose()
 
     assert sum(counts) == 4 and await store.redis.xlen(keys.NOTICES) == 4
+
+
+async def test_a_consumer_gone_with_nothing_pending_is_dropped_from_the_group(
+    store: AdminStore, redis_url: str, stack: AsyncExitStack
+) -> None:
+    """Restarts leave no trail of consumers: an idle one holding nothing is forgotten."""
+    await store.redis.xgroup_create(keys.NOTICES, keys.NOTIFY_GROUP, "0", mkstream=True)
+    await store.redis.xgroup_createconsumer(keys.NOTICES, keys.NOTIFY_GROUP, "gone")
+    receiver = await stack.enter_async_context(receiving(Receiver()))
+
+    await replicas(stack, redis_url, config_for(receiver))
+    await asyncio.sleep(0.5)  # idle past claim_after (0.3 s), then one claim turn
+
+    names = [c["name"] for c in await store.redis.xinfo_consumers(keys.NOTICES, "notify")]
+    assert "gone" not in names

@@ -148,6 +148,7 @@ class Delivery:
             try:
                 await self._keep_own()
                 await self._take_over()
+                await self._forget_gone()
             except (RedisError, OSError) as exc:
                 unless_cancelled(exc)
                 log.warning("notice claim failed", extra={"fields": {"error": type(exc).__name__}})
@@ -167,6 +168,17 @@ class Delivery:
             keys.NOTICES, keys.NOTIFY_GROUP, self.consumer, idle_ms, "0-0", self._free()
         )
         self._start([entry for entry in reply[1] if entry and entry[1] is not None])
+
+    async def _forget_gone(self) -> None:
+        # Each start is a new consumer name; without this the group would list
+        # every process that ever ran. One with nothing pending holds nothing:
+        # dropping a live one costs it nothing (its next read makes it again).
+        idle_ms = int(self.policy.claim_after_seconds * 1000)
+        consumers: Any = await self.redis.xinfo_consumers(keys.NOTICES, keys.NOTIFY_GROUP)
+        for consumer in consumers:
+            name = str(consumer["name"])
+            if name != self.consumer and not consumer["pending"] and consumer["idle"] > idle_ms:
+                await self.redis.xgroup_delconsumer(keys.NOTICES, keys.NOTIFY_GROUP, name)
 
     def _start(self, entries: Sequence[Any]) -> None:
         for entry_id, fields in entries:
@@ -232,7 +244,7 @@ class Delivery:
         if not ok:
             where = {"url": redact(hook.url), "event": event, "delivery": entry_id}
             fields_logged = {**where, "attempt": attempt + 1, "error": why}
-            log.warning("webhook call failed; retrying", extra={"fields": fields_logged})
+            log.warning("webhook call failed", extra={"fields": fields_logged})
         return ok
 
     def _gave_up(self, hook: WebhookConfig, entry_id: str, fields: dict[str, str], n: int) -> None:
