@@ -49,6 +49,12 @@ def _events(value: Any) -> tuple[str, ...]:
     return tuple(event for event in EVENTS if event in value)
 
 
+def _secret(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("is not a string")  # not echoed: it is a secret
+    return value
+
+
 webhook_url = Check(_webhook_url, "`http://` or `https://` URL", typed_env=False)
 days_list = Check(_days, "list of integers 1-3650")
 events_list = Check(_events, "list of `token.expiring`, `token.leaked`")
@@ -59,7 +65,7 @@ class WebhookConfig:
     url: str = required(webhook_url, "where each notice is POSTed, as signed JSON")
     secret: str = key(
         "",
-        string(),
+        Check(_secret, "string", typed_env=False),
         "the HMAC-SHA256 key of the `Keystile-Signature` header; prefer `secret_env`",
         shown="none",
     )

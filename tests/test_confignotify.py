@@ -48,11 +48,14 @@ def test_each_bad_webhook_key_is_named_with_its_index(table: dict[str, Any], pro
     assert any(p.startswith(problem) for p in _problems({"notify": [table]})), problem
 
 
-def test_a_bad_url_is_not_echoed() -> None:
-    """A URL refused is not repeated in the message: it may carry a credential."""
-    problems = _problems({"notify": [{**HOOK, "url": "gopher://user:pw@host"}]})
+def test_a_bad_url_or_secret_is_not_echoed() -> None:
+    """A URL or secret refused is not repeated in the message: it may be a credential."""
+    problems = _problems({"notify": [{"url": "gopher://user:pw@host", "secret": 918273645}]})
 
-    assert problems == ["notify[0].url: is not an http:// or https:// URL"]
+    assert problems == [
+        "notify[0].url: is not an http:// or https:// URL",
+        "notify[0].secret: is not a string",
+    ]
 
 
 def test_the_secret_comes_from_the_variable_secret_env_names_even_a_keystile_one() -> None:
