@@ -234,10 +234,12 @@ class Delivery:
         }
         timeout = aiohttp.ClientTimeout(total=hook.timeout)
         try:
-            async with self.session.post(
-                hook.url, data=body, headers=headers, timeout=timeout
-            ) as r:
-                ok, why = 200 <= r.status < 300, f"status {r.status}"
+            # A redirect is an answer, not a delivery: the body is not sent elsewhere.
+            post = self.session.post(
+                hook.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+            async with post as answer:
+                ok, why = 200 <= answer.status < 300, f"status {answer.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             ok, why = False, type(exc).__name__
         self.count(event, "delivered" if ok else "failed")
