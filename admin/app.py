@@ -70,7 +70,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = store
         sessions = SessionStore(shared.redis, config.admin.session_idle_seconds)
         app[CONSOLE] = ConsoleAuth(sessions, store)
-        async with usage.recording(store, config.tokens.last_used_interval) as used:
+        tokens = config.tokens
+        async with usage.recording(store, tokens.last_used_interval, tokens.usage_days) as used:
             authenticator = Authenticator(config, shared.verifier, used, app[METRICS])
             app[VERIFIER] = AdminVerifier(authenticator, app[CONSOLE])
             # Issuing hashes in the verifier's bounded pool: a flood of creates is a 503 too.

@@ -59,7 +59,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with usage.recording(app[STORE], app[CONFIG].tokens.last_used_interval) as recorder:
+    tokens = app[CONFIG].tokens
+    used = usage.recording(app[STORE], tokens.last_used_interval, tokens.usage_days)
+    async with used as recorder:
         app[USAGE] = recorder
         yield
 
@@ -155,6 +157,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         outcome.reason = f"declared body over {limit} bytes"
         raise BodyTooLarge(outcome.reason)
     outcome.outcome = "forwarded"
+    request.app[USAGE].uses.note(verified.client_id, decision.route.api.name, request.method)
     try:
         return await _send(request, decision, outcome.request_id)
     except BodyTooLarge as error:

@@ -67,3 +67,15 @@ def wrong_secrets(client_id: str, address: str) -> str:
 def console_session(digest: str) -> str:
     """A web console session, by the SHA-256 of its id (the id itself is never stored)."""
     return f"{TAG}:console-session:{digest}"
+
+
+# -- least privilege from observed use (sidecar/store/uses.py) -----------------
+
+
+def token_uses(client_id: str) -> str:
+    """A token's uses: a hash of ``<yyyy-mm-dd>|<api>|safe|unsafe`` -> count.
+
+    Operational data, not exported: it expires with its last use plus
+    ``tokens.usage_days``, and goes with its token.
+    """
+    return f"{TAG}:uses:{client_id}"

@@ -170,6 +170,7 @@ def queue_token_deletion(pipe: Pipeline, token: Token, actor: str) -> None:
     # The history list and the issued-id set stay: the id is never issued again,
     # and its story stays readable.
     pipe.delete(keys.token(token.client_id))
+    pipe.delete(keys.token_uses(token.client_id))  # its observed uses go with it
     pipe.zrem(keys.TOKENS, token.client_id)
     pipe.srem(keys.user_tokens(token.user), token.client_id)
     if token.role:
