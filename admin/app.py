@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from admin import openapi, views_me, views_people, views_tokens
+from admin import openapi, views_advice, views_me, views_people, views_tokens
 from admin.auth import AdminVerifier
 from admin.authz import ADMIN_API
 from admin.console import views as console_views
@@ -127,6 +127,7 @@ def build_admin_app(
     app[RULES] = Rules.from_config(config)
     app.cleanup_ctx.append(_store_ctx)
     app.router.add_routes(views_tokens.routes)
+    app.router.add_routes(views_advice.routes)
     app.router.add_routes(views_people.routes)
     app.router.add_routes(views_me.routes)
     app.router.add_get("/admin/v1/openapi.json", openapi.view)

@@ -130,6 +130,52 @@ def _people() -> Json:
     }
 
 
+# -- least privilege from observed use (admin/advice.py) ----------------------
+
+DAY = {"type": "string", "format": "date", "description": "a UTC day, yyyy-mm-dd"}
+
+
+def _advice() -> Json:
+    counts = {"safe": COUNT, "unsafe": COUNT}
+    api_uses = closed({"api": STRING, **counts, "last_day": {**DAY, "type": ["string", "null"]}})
+    day_uses = closed({"day": DAY, "api": STRING, **counts})
+    level = {"enum": list(LEVELS)}
+    usage = {
+        "client_id": STRING,
+        "window_days": {"type": "integer", "minimum": 1},
+        "since": DAY,
+        "until": DAY,
+        "items": {"type": "array", "items": ref("ApiUses")},
+        "days": {"type": "array", "items": ref("DayUses")},
+    }
+    advice = {
+        "client_id": STRING,
+        "window_days": {"type": "integer", "minimum": 1},
+        "since": DAY,
+        "role": NULLABLE_STRING,
+        "current": ref("Access"),
+        "proposed": {**ref("Access"), "description": "the access map apply writes"},
+        "changes": {
+            "type": "object",
+            "description": "{api: [effective level now, after]} where it changes",
+            "additionalProperties": {
+                "type": "array",
+                "items": level,
+                "minItems": 2,
+                "maxItems": 2,
+            },
+        },
+        "uses": {"type": "object", "additionalProperties": closed(counts)},
+        "notes": {"type": "array", "items": STRING},
+    }
+    return {
+        "ApiUses": api_uses,
+        "DayUses": day_uses,
+        "TokenUsage": closed(usage),
+        "TokenAdvice": closed(advice),
+    }
+
+
 def answers(apis: list[str]) -> Json:
     """Every answer's schema, and the two they share (``Access``, ``Error``)."""
     access = {
@@ -139,4 +185,4 @@ def answers(apis: list[str]) -> Json:
         "description": "API name (or admin, or * for every API) to access level",
     }
     error = closed({"error": STRING, "message": STRING, "field": STRING}, ["error", "message"])
-    return {"Access": access, "Error": error, **_tokens(), **_people()}
+    return {"Access": access, "Error": error, **_tokens(), **_people(), **_advice()}

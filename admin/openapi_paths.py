@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from aiohttp.web_urldispatcher import AbstractRoute
 
-from admin import queries, views_me, views_people, views_tokens
+from admin import queries, views_advice, views_me, views_people, views_tokens
 from admin.fields import pattern
 from admin.openapi_answers import ref
 from admin.queries import Param
@@ -193,6 +193,27 @@ OPERATIONS: dict[View, Documented] = {
         "Revoke one of the caller's user's tokens", 200, "Token", body="Empty", body_required=False
     ),
     views_me.delete_my_token: Operation("Delete one of the caller's user's tokens", 204, None),
+    # -- least privilege from observed use (admin/views_advice.py) --
+    views_advice.token_usage: Operation(
+        "A token's uses per API and method class, per UTC day",
+        200,
+        "TokenUsage",
+        query=queries.WINDOW_PARAMS,
+    ),
+    views_advice.token_advice: Operation(
+        "The tightest access map that allowed every use in the window",
+        200,
+        "TokenAdvice",
+        query=queries.WINDOW_PARAMS,
+    ),
+    views_advice.apply_advice: Operation(
+        "Apply the advice as an ordinary, recorded edit of access",
+        200,
+        "Token",
+        body="AdviceApply",
+        body_required=False,
+        errors=(409,),
+    ),
 }
 
 

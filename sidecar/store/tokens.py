@@ -55,8 +55,19 @@ class TokenStore(StoreBase):
 
         return await self.transaction(watched, body)
 
-    async def patch_token(self, client_id: str, changes: Mapping[str, Any], actor: str) -> Token:
-        """Change ``user``, ``description``, ``role``, ``access`` or ``expires_at``."""
+    async def patch_token(
+        self,
+        client_id: str,
+        changes: Mapping[str, Any],
+        actor: str,
+        *,
+        unless_changed: Token | None = None,
+    ) -> Token:
+        """Change ``user``, ``description``, ``role``, ``access`` or ``expires_at``.
+
+        With ``unless_changed`` (the record a proposal was made from), a Conflict
+        if the token's access or role is not that record's any more.
+        """
         watched = [keys.token(client_id)]
         if changes.get("user"):
             watched.append(keys.user(changes["user"]))
@@ -65,6 +76,11 @@ class TokenStore(StoreBase):
 
         async def body(pipe: Pipeline) -> Token:
             old = await _read_token(pipe, client_id)
+            if unless_changed and (old.access, old.role) != (
+                unless_changed.access,
+                unless_changed.role,
+            ):
+                raise Conflict("the token's access or role changed meanwhile; nothing was changed")
             new = old.with_changes(**changes)
             if "user" in changes:
                 raw_user = await pipe.hgetall(keys.user(changes["user"]))
