@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -196,3 +197,30 @@ def test_me_for_a_self_service_token(ks: Deployment) -> None:
     assert ks.proxy_get("/orders/1", own)[0] == 401
     ks.ok("me", "tokens", "delete", own.split("_")[1], "--yes", token=mine)
     assert ks.cli("tokens", "list", token=mine).code == 1  # no level on admin
+
+
+# -- least privilege from observed use (admin/cli_advice.py) --------------------
+
+
+def test_usage_and_advice_then_apply_with_yes(ks: Deployment) -> None:
+    """tokens usage and advice show the counted GETs; advice --apply needs --yes, then tightens."""
+    client_id, token = new_token(ks, "watched", "--access", "orders=full")
+    assert ks.proxy_get("/orders/1", token)[0] == 200
+    for _ in range(60):  # the flusher writes within a second
+        usage = ks.ok("tokens", "usage", client_id, "--json").json()
+        if usage["items"][0]["safe"]:
+            break
+        time.sleep(0.05)
+    table = ks.ok("tokens", "usage", client_id, "--days", "7").out
+    advice = ks.ok("tokens", "advice", client_id).out
+    as_json = ks.ok("tokens", "advice", client_id, "--json").json()
+    from_api = ks.admin_get(f"/tokens/{client_id}/advice")
+    refused = ks.cli("tokens", "advice", client_id, "--apply")
+    applied = ks.ok("tokens", "advice", client_id, "--apply", "--yes", "--json").json()
+
+    assert usage["items"][0] == {**usage["items"][0], "api": "orders", "safe": 1, "unsafe": 0}
+    assert "orders" in table and "Unsafe" in table
+    assert "full -> read" in advice
+    assert as_json == from_api
+    assert refused.code == 2 and "--yes" in refused.err
+    assert applied["access"] == {"orders": "read"}
