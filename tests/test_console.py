@@ -386,7 +386,7 @@ def test_a_store_outage_shows_a_banner_until_the_store_is_back(console: Console)
 
 
 def test_token_page_shows_usage_and_applies_the_suggestion(console: Console) -> None:
-    """Usage counts the GET; "Apply suggestion", confirmed, tightens orders to read, billing to none."""
+    """Usage counts the GET; "Apply suggestion", confirmed, leaves only read on orders."""
     made = console.token("ursula", access={"orders": "full", "billing": "read"})
     assert console.proxy_status(made["token"]) == 200
     for _ in range(60):  # the flusher writes within a second
