@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from typing import Any
 
 from admin.authz import ADMIN_API
 from sidecar.policy import WILDCARD, AccessMap, Level, effective_level, level_rank
-from sidecar.store.uses import DayUses
+from sidecar.usedays import DayUses
 
 #: The window when the query names none (at most ``tokens.usage_days``).
 DEFAULT_DAYS = 30
@@ -54,11 +53,6 @@ class Advice:
     proposed: dict[str, str]
     changes: dict[str, list[str]]
     notes: list[str] = field(default_factory=list)
-
-
-def first_day(today: date, days: int) -> str:
-    """The first day (``yyyy-mm-dd``) of a window of ``days`` UTC days ending today."""
-    return (today - timedelta(days=days - 1)).isoformat()
 
 
 def per_api(days: Sequence[DayUses], apis: Sequence[str]) -> list[ApiUses]:

@@ -21,6 +21,7 @@ from admin.views_shared import admin_caller, answer, client_id_of, read_body, to
 from sidecar import clock
 from sidecar.records import Token
 from sidecar.store.uses import read_uses
+from sidecar.usedays import first_day
 
 routes = web.RouteTableDef()
 BASE = "/admin/v1/tokens/{client_id}"
@@ -35,7 +36,7 @@ class Window:
 
 def _window(days: int) -> Window:
     today = clock.now().date()
-    return Window(days, advice.first_day(today, days), today.isoformat())
+    return Window(days, first_day(today, days), today.isoformat())
 
 
 async def _token(request: web.Request) -> Token:

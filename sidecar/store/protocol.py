@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sidecar.records import Role, Token, User
-from sidecar.store.uses import UseKey
+from sidecar.usedays import UseKey
 
 
 @dataclass(frozen=True)

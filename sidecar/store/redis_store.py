@@ -15,6 +15,7 @@ from sidecar.records import Role, Token, User
 from sidecar.store import keys, uses
 from sidecar.store.base import StoreBase, hash_fields
 from sidecar.store.protocol import Credential
+from sidecar.usedays import UseKey
 
 
 class RedisStore(StoreBase):
@@ -74,7 +75,7 @@ class RedisStore(StoreBase):
     async def add_uses(
         self,
         day: str,
-        counts: Mapping[uses.UseKey, int],
+        counts: Mapping[UseKey, int],
         usage_days: int,
         trim_before: str | None = None,
         trimmed: Collection[str] = (),

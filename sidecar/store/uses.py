@@ -14,36 +14,12 @@ exists). The hash is deleted with its token (``tokens.queue_token_deletion``).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from datetime import date, timedelta
 
 from sidecar.store import keys
 from sidecar.store.base import StoreBase, hash_fields
+from sidecar.usedays import DayUses, UseKey, field, parse_fields
 
-#: ``(client_id, api, safe)``: what one counted use is filed under.
-UseKey = tuple[str, str, bool]
-SEP = "|"
-SAFE, UNSAFE = "safe", "unsafe"
 DAY = 86400
-
-
-@dataclass(frozen=True, slots=True)
-class DayUses:
-    """The uses of one token on one API on one UTC day."""
-
-    day: str
-    api: str
-    safe: int
-    unsafe: int
-
-
-def first_kept(today: date, usage_days: int) -> str:
-    """The oldest day (``yyyy-mm-dd``) ``usage_days`` keeps, counting today as one."""
-    return (today - timedelta(days=usage_days - 1)).isoformat()
-
-
-def field(day: str, api: str, safe: bool) -> str:
-    return SEP.join((day, api, SAFE if safe else UNSAFE))
 
 
 async def add_uses(
@@ -76,14 +52,7 @@ async def read_uses(store: StoreBase, client_id: str, since: str) -> list[DayUse
     """Every day from ``since`` on (``yyyy-mm-dd``) with uses, oldest first, API by API."""
     async with store.guard():
         raw = hash_fields(await store.redis.hgetall(keys.token_uses(client_id)))
-    days: dict[tuple[str, str], list[int]] = {}
-    for name, value in raw.items():
-        day, api, kind = [*name.split(SEP), "", ""][:3]
-        if day < since or kind not in (SAFE, UNSAFE) or not value.isdigit():
-            continue  # an old day not trimmed yet, or a field of another version
-        counts = days.setdefault((day, api), [0, 0])
-        counts[1 if kind == UNSAFE else 0] += int(value)
-    return [DayUses(day, api, safe, unsafe) for (day, api), (safe, unsafe) in sorted(days.items())]
+    return parse_fields(raw, since)
 
 
 # KEYS: the token, its uses. ARGV: the key's lifetime (s), the first day kept

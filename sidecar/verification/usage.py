@@ -5,7 +5,8 @@ verification (from the cache or not); that is a dict lookup, never a store call.
 task (``run``) flushes what was noted in one batch (``CredentialStore.touch_last_used``,
 one pipelined round trip) every ``flush_period`` seconds, and once more on
 shutdown. A batch that fails is kept and retried with the next one: a store
-outage delays ``last_used_at`` but never a request.
+outage delays ``last_used_at`` but never a request. The same task flushes the
+recorder's ``uses``, the counts per API and method class (sidecar/verification/uses.py).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from sidecar import clock
 from sidecar.errors import StoreUnavailable
 from sidecar.policy import SAFE_METHODS
 from sidecar.store.protocol import CredentialStore
-from sidecar.store.uses import UseKey, first_kept
+from sidecar.usedays import UseKey, first_day
 
 log = logging.getLogger("keystile.usage")
 
@@ -71,7 +71,7 @@ class UseCounter:
 
     async def _send(self, day: str) -> int:
         batch = self._unsent[day]
-        cutoff = first_kept(self._today(), self.usage_days)
+        cutoff = first_day(self._today(), self.usage_days)
         await self.store.add_uses(day, batch, self.usage_days, cutoff, self._trimmed)
         del self._unsent[day]
         self._trimmed.update(client_id for client_id, _, _ in batch)
