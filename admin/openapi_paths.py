@@ -206,6 +206,18 @@ OPERATIONS: dict[View, Documented] = {
         "TokenAdvice",
         query=queries.WINDOW_PARAMS,
     ),
+    views_advice.my_token_usage: Operation(
+        "The uses of one of the caller's user's tokens",
+        200,
+        "TokenUsage",
+        query=queries.WINDOW_PARAMS,
+    ),
+    views_advice.my_token_advice: Operation(
+        "The advice for one of the caller's user's tokens",
+        200,
+        "TokenAdvice",
+        query=queries.WINDOW_PARAMS,
+    ),
     views_advice.apply_advice: Operation(
         "Apply the advice as an ordinary, recorded edit of access",
         200,

@@ -5,7 +5,9 @@ admin/advice.py. Applying is an ordinary edit of the token's ``access``: the
 same store call as ``PATCH /tokens/{id}`` (one transaction, history action
 ``updated`` with the caller as actor, the invalidation event), so the proxy
 enforces the new map before the call answers. A proposal equal to the
-token's map changes nothing and records nothing.
+token's map changes nothing and records nothing. Any token may read the usage
+and advice of its own user's tokens under ``/me/tokens/{id}``; applying stays
+an admin change.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from aiohttp import web
 from admin import advice, queries, schema
 from admin.errors import Conflicting, NotFound
 from admin.state import RULES, STORE
-from admin.views_shared import admin_caller, answer, client_id_of, read_body, token_view
+from admin.views_shared import (
+    admin_caller,
+    answer,
+    caller,
+    client_id_of,
+    read_body,
+    token_view,
+)
 from sidecar import clock
 from sidecar.records import Token
 from sidecar.store.uses import read_uses
@@ -25,6 +34,8 @@ from sidecar.usedays import first_day
 
 routes = web.RouteTableDef()
 BASE = "/admin/v1/tokens/{client_id}"
+#: Self-service: the same reads on the caller's own user's tokens (applying is for admins).
+MINE = "/admin/v1/me/tokens/{client_id}"
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,10 @@ def _window(days: int) -> Window:
     return Window(days, first_day(today, days), today.isoformat())
 
 
-async def _token(request: web.Request) -> Token:
+async def _token(request: web.Request, owner: str | None = None) -> Token:
+    """The token of the path; with ``owner``, one of another user is as one that does not exist."""
     token = await request.app[STORE].get_token(client_id_of(request))
-    if token is None:
+    if token is None or (owner is not None and token.user.lower() != owner.lower()):
         raise NotFound("no token has this client_id")
     return token
 
@@ -54,8 +66,16 @@ def _query_window(request: web.Request) -> Window:
 @routes.get(BASE + "/usage")
 async def token_usage(request: web.Request) -> web.Response:
     await admin_caller(request)
-    window = _query_window(request)
-    token = await _token(request)
+    return await _usage(request, _query_window(request), await _token(request))
+
+
+@routes.get(MINE + "/usage")
+async def my_token_usage(request: web.Request) -> web.Response:
+    found = await caller(request)
+    return await _usage(request, _query_window(request), await _token(request, found.username))
+
+
+async def _usage(request: web.Request, window: Window, token: Token) -> web.Response:
     days = await read_uses(request.app[STORE], token.client_id, window.since)
     apis = request.app[RULES].apis
     return answer(
@@ -76,6 +96,13 @@ async def token_advice(request: web.Request) -> web.Response:
     await admin_caller(request)
     window = _query_window(request)
     return answer(await _advice(request, await _token(request), window))
+
+
+@routes.get(MINE + "/advice")
+async def my_token_advice(request: web.Request) -> web.Response:
+    found = await caller(request)
+    window = _query_window(request)
+    return answer(await _advice(request, await _token(request, found.username), window))
 
 
 @routes.post(BASE + "/advice/apply")

@@ -175,3 +175,16 @@ async def test_usage_goes_with_its_token_and_its_user(admin: Harness) -> None:
     after_user = await redis.exists(keys.token_uses(two["client_id"]))
 
     assert (after_token, after_user) == (0, 0)
+
+
+async def test_self_service_reads_only_its_own_users_tokens(admin: Harness) -> None:
+    """/me/tokens/{id}/usage and /advice answer for the caller's user, 404 for another's."""
+    mine = await admin.token(user="alice", access={"orders": "read"})
+    await admin.user("bob")
+    theirs = await admin.token(user="bob", access={"orders": "read"})
+
+    own = await admin.call("GET", f"/me/tokens/{mine['client_id']}/advice", token=mine["token"])
+    other = await admin.call("GET", f"/me/tokens/{theirs['client_id']}/usage", token=mine["token"])
+
+    assert own.status == 200 and own.body["changes"] == {"orders": ["read", "none"]}
+    assert other.status == 404
