@@ -107,7 +107,7 @@ async def my_token_advice(request: web.Request) -> web.Response:
 
 @routes.post(BASE + "/advice/apply")
 async def apply_advice(request: web.Request) -> web.Response:
-    caller = await admin_caller(request)
+    found = await admin_caller(request)
     rules = request.app[RULES]
     days, expected = schema.advice_apply(await read_body(request, optional=True), rules)
     token = await _token(request)
@@ -122,6 +122,6 @@ async def apply_advice(request: web.Request) -> web.Response:
     store = request.app[STORE]
     # A concurrent edit of the access or role between the read and the write is a 409.
     updated = await store.patch_token(
-        token.client_id, changes, caller.username, unless_changed=token
+        token.client_id, changes, found.username, unless_changed=token
     )
     return answer(token_view(updated))
