@@ -19,13 +19,8 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
-from admin import (
-    cli_advice,  # noqa: F401 (its import adds tokens usage and tokens advice)
-    cli_me,
-    cli_people,
-    cli_store,
-    cli_tokens,
-)
+import admin.cli_advice  # noqa: F401 (its import adds `tokens usage` and `tokens advice`)
+from admin import cli_me, cli_people, cli_store, cli_tokens
 from admin.cli_common import OPTIONS_KEY, connection_options
 from sidecar import config as configuration
 
