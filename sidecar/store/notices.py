@@ -25,4 +25,5 @@ def queue(pipe: Pipeline, kind: str, client_id: str, user: str, **fields: str) -
     """Queue one notice on ``pipe`` (inside the transaction that causes it)."""
     entry: dict[Any, Any] = {"kind": kind, "client_id": client_id, "user": user}
     entry["at"] = clock.to_rfc3339(clock.now())
-    pipe.xadd(keys.NOTICES, {**entry, **fields})
+    entry.update(fields)
+    pipe.xadd(keys.NOTICES, entry)
