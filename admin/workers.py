@@ -150,7 +150,7 @@ class Supervisor:
         self,
         config: Config,
         url: str,
-        listeners: Listeners,
+        listeners: list[Listeners],
         count: int,
         stopping: threading.Event,
         metrics: Path,
@@ -174,7 +174,7 @@ class Supervisor:
         config = share_of_cores(self.config, self.count)
         process = self._context.Process(
             target=worker_main,
-            args=(config, self.url, self.listeners, index, os.getpid(), self.metrics),
+            args=(config, self.url, self.listeners[index], index, os.getpid(), self.metrics),
             name=f"keystile-worker-{index}",
         )
         # Blocked across the start, inherited by the worker (spawn keeps the signal
@@ -243,7 +243,7 @@ def supervise(config: Config, count: int) -> int:
     reloading = threading.Event()
     signal.signal(signal.SIGHUP, lambda signum, frame: reloading.set())
     runtime.load_tls(config)  # a certificate that cannot be used ends the start, once
-    with bound(config) as listeners, shared_metrics() as metrics, store_url(config) as url:
+    with bound(config, count) as listeners, shared_metrics() as metrics, store_url(config) as url:
         if stopping.is_set():
             return 0
         return Supervisor(config, url, listeners, count, stopping, metrics, reloading).watch()
