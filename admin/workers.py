@@ -4,9 +4,9 @@ The supervisor binds both listening sockets once (``admin.startup.bind``: a
 taken port ends the start with one line naming its key), opens the store
 once (checks ``redis.url`` answers, or starts the private embedded server,
 whose Unix socket every worker then uses), then starts N workers and hands
-each the same sockets (multiprocessing passes them as descriptors): the
-workers accept from one queue per port, and nothing outside Keystile can
-join it. Each worker has its own event loop (uvloop where installed), cache,
+each its own sockets (multiprocessing passes them as descriptors): one
+socket a worker on each port, new connections spread over them, and nothing
+outside Keystile handed any (``sidecar.ops.reuseport``). Each worker has its own event loop (uvloop where installed), cache,
 argon2 pool and invalidation listener.
 
 Every worker, and the embedded server, gets SIGTERM from the kernel when the
