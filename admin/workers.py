@@ -6,8 +6,9 @@ once (checks ``redis.url`` answers, or starts the private embedded server,
 whose Unix socket every worker then uses), then starts N workers and hands
 each its own sockets (multiprocessing passes them as descriptors): one
 socket a worker on each port, new connections spread over them, and nothing
-outside Keystile handed any (``sidecar.ops.reuseport``). Each worker has its own event loop (uvloop where installed), cache,
-argon2 pool and invalidation listener.
+outside Keystile handed any (``sidecar.ops.reuseport``). Each worker has its
+own event loop (uvloop where installed), cache, argon2 pool and invalidation
+listener.
 
 Every worker, and the embedded server, gets SIGTERM from the kernel when the
 supervisor dies, even by ``kill -9`` (``sidecar.ops.parentdeath``), so no orphan
@@ -52,6 +53,7 @@ from admin import serve as runtime
 from admin.startup import Listeners, StartError, bound
 from sidecar.config import Config
 from sidecar.ops import embedded, logs, parentdeath
+from sidecar.ops.metrics import shared_values_without_getpid
 from sidecar.verification.hashing import cores
 
 log = logging.getLogger("keystile.workers")
@@ -133,6 +135,7 @@ def worker_main(
     """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
     parentdeath.die_with_parent(parent)
     logs.setup(config.log)
+    shared_values_without_getpid()
     try:
         serving = runtime.serve_on(
             config, url, listeners, warm_index=index == 0, shared_metrics=metrics
