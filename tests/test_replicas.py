@@ -17,6 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sidecar.store import keys
+from sidecar.store.exportfile import export_lines
+from sidecar.store.invariants import find_problems
+from sidecar.store.snapshot import read_snapshot
 from tests.kits.admin import Harness, harness
 from tests.kits.processes import bootstrap, run, serving, write_config
 from tests.test_cli import orders_upstream
@@ -40,9 +44,10 @@ async def _count_replicas(admin: Harness) -> int:
 
 
 def _all_acknowledged(propagation: dict[str, Any], replicas: int) -> bool:
-    return propagation["replicas"] == propagation["acknowledged"] == replicas and not propagation[
-        "pending"
-    ]
+    return (
+        propagation["replicas"] == propagation["acknowledged"] == replicas
+        and not propagation["pending"]
+    )
 
 
 async def test_token_changes_answer_their_propagation(admin: Harness) -> None:
@@ -94,6 +99,19 @@ async def test_a_deletion_keeps_its_204_and_says_propagation_in_a_header(admin: 
         assert _all_acknowledged(json.loads(reply.headers["Keystile-Propagation"]), 2)
 
 
+async def test_the_registry_is_neither_checked_nor_exported(admin: Harness) -> None:
+    """While replicas are registered, the store check is clean and the snapshot leaves them out."""
+    await admin.user("alice")
+    registered = await admin.store.redis.hlen(keys.REPLICAS)
+
+    snapshot = await read_snapshot(admin.store.redis)
+    exported = "\n".join(export_lines(snapshot, "2026-01-01T00:00:00Z"))
+
+    assert registered == 2
+    assert find_problems(snapshot) == []
+    assert "replicas" not in exported
+
+
 # -- real processes: two `keystile serve`, one worker each --------------------------
 
 
@@ -131,7 +149,7 @@ class Pair:
 
 @asynccontextmanager
 async def two_serves(tmp_path: Path, redis_url: str, cache: str = "") -> AsyncIterator[Pair]:
-    """Two ``keystile serve --workers 1`` on one redis-server; ``cache``: extra ``[cache]`` lines."""
+    """Two ``keystile serve --workers 1`` on one redis-server; ``cache``: ``[cache]`` lines."""
     upstream = await orders_upstream()
     where = str(upstream.make_url("")).rstrip("/")
     configs = [tmp_path / "a.toml", tmp_path / "b.toml"]
@@ -156,9 +174,7 @@ async def two_serves(tmp_path: Path, redis_url: str, cache: str = "") -> AsyncIt
         yield pair
 
 
-async def _until(
-    read: Callable[[], Any], done: Callable[[Any], bool], within: float = 5.0
-) -> Any:
+async def _until(read: Callable[[], Any], done: Callable[[Any], bool], within: float = 5.0) -> Any:
     """Read until ``done`` says so, at most ``within`` seconds; the last value read."""
     deadline = time.monotonic() + within
     while True:
