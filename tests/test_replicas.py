@@ -215,8 +215,7 @@ async def test_two_serves_acknowledge_a_revoke_and_list_with_lag_0(
 async def test_a_frozen_replica_is_pending_at_the_timeout_and_catches_up(
     tmp_path: Path, redis_url: str
 ) -> None:
-    """A SIGSTOPped serve is named in pending, the answer comes at the timeout; after SIGCONT
-    it is live again with lag 0."""
+    """A SIGSTOPped serve is pending and the answer comes at the timeout; SIGCONT: lag 0 again."""
     async with two_serves(tmp_path, redis_url) as pair:
         client_id = await pair.new_token()
         os.kill(pair.b.process.pid, signal.SIGSTOP)
