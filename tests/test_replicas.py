@@ -221,7 +221,13 @@ async def test_a_frozen_replica_is_pending_at_the_timeout_and_catches_up(
         os.kill(pair.b.process.pid, signal.SIGSTOP)
         try:
             started = time.monotonic()
-            revoked = await pair.call(pair.a, "POST", f"/tokens/{client_id}/revoke")
+            revoking = asyncio.ensure_future(
+                pair.call(pair.a, "POST", f"/tokens/{client_id}/revoke")
+            )
+            await asyncio.sleep(0.1)
+            meanwhile = await pair.call(pair.a, "GET", f"/tokens/{client_id}")
+            answered_meanwhile = not revoking.done()
+            revoked = await revoking
             waited = time.monotonic() - started
         finally:
             os.kill(pair.b.process.pid, signal.SIGCONT)
@@ -235,6 +241,7 @@ async def test_a_frozen_replica_is_pending_at_the_timeout_and_catches_up(
     assert propagation["acknowledged"] == 1
     assert [_pid_of(replica) for replica in propagation["pending"]] == [pair.b.process.pid]
     assert ACK_TIMEOUT <= waited < ACK_TIMEOUT + 1.0
+    assert answered_meanwhile and meanwhile["status"] == "revoked"  # the wait blocks no one
     assert caught_up[pair.b.process.pid]["lag"] == 0
 
 
