@@ -69,6 +69,16 @@ def console_session(digest: str) -> str:
     return f"{TAG}:console-session:{digest}"
 
 
+# -- acknowledged revocation (docs/revocation.md#acknowledged-revocation) -------
+
+#: The live replicas (each process with an invalidation listener): a hash, one
+#: field per replica id, its value JSON (host, version, started, the generation
+#: applied, the lease, ``seen_at`` in the server's ms). Ephemeral: not exported.
+REPLICAS = f"{TAG}:replicas"
+#: Pub/sub channel on which a replica announces ``"<id> <generation>"`` once applied.
+ACKS = f"{TAG}:acks"
+
+
 # -- least privilege from observed use (sidecar/store/uses.py) -----------------
 
 
