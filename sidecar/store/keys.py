@@ -67,3 +67,11 @@ def wrong_secrets(client_id: str, address: str) -> str:
 def console_session(digest: str) -> str:
     """A web console session, by the SHA-256 of its id (the id itself is never stored)."""
     return f"{TAG}:console-session:{digest}"
+
+
+def leak_reports(address: str) -> str:
+    """Leak reports from one client address in the current minute (a counter that expires).
+
+    Ephemeral, like the wrong-secret windows: not exported, not checked.
+    """
+    return f"{TAG}:leak-reports:{address}"
