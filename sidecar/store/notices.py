@@ -10,6 +10,8 @@ stream entry): ``kind`` (``token.expiring`` or ``token.leaked``),
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio.client import Pipeline
 
 from sidecar import clock
@@ -21,5 +23,7 @@ LEAKED = "token.leaked"
 
 def queue(pipe: Pipeline, kind: str, client_id: str, user: str, **fields: str) -> None:
     """Queue one notice on ``pipe`` (inside the transaction that causes it)."""
-    entry = {"kind": kind, "client_id": client_id, "user": user}
-    pipe.xadd(keys.NOTICES, {**entry, "at": clock.to_rfc3339(clock.now()), **fields})
+    entry: dict[Any, Any] = {"kind": kind, "client_id": client_id, "user": user}
+    entry["at"] = clock.to_rfc3339(clock.now())
+    entry.update(fields)
+    pipe.xadd(keys.NOTICES, entry)
