@@ -16,6 +16,7 @@ ours, never a copy of the body, so no token can come back in an error.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar
 
 from sidecar.errors import KeystileError
@@ -25,6 +26,7 @@ from sidecar.errors import KeystileError
 MAX_TOKEN_LENGTH = 256
 #: What a GitHub match may carry besides ``token``; each, when present, is a string.
 GITHUB_TEXT_FIELDS = ("type", "url", "source")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 
 
 class BadReport(KeystileError):
@@ -54,7 +56,9 @@ def read_report(raw: bytes, max_tokens: int) -> list[str]:
 def _own(body: dict[str, Any], max_tokens: int) -> list[str]:
     for name in body:
         if name != "tokens":
-            raise BadReport("unknown field", field=str(name)[:64])
+            # Named only when short: a token (56 characters at least) never comes back.
+            shown = name if _FIELD_NAME.fullmatch(name) else "tokens"
+            raise BadReport("unknown field (only tokens is read)", field=shown)
     if "tokens" not in body:
         raise BadReport("tokens is required", field="tokens")
     tokens = body["tokens"]
