@@ -31,17 +31,21 @@ async def leaks_env(
 
 
 async def post(url: str, body: Any = None, **options: Any) -> tuple[int, Any, Mapping[str, str]]:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/_keystile/leaks", json=body, **options) as answer:
-            text = await answer.text()
-            parsed = await answer.json(content_type=None) if text else None
-            return answer.status, parsed, answer.headers
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/_keystile/leaks", json=body, **options) as answer,
+    ):
+        text = await answer.text()
+        parsed = await answer.json(content_type=None) if text else None
+        return answer.status, parsed, answer.headers
 
 
 async def status_on_proxy(env: Env, token: str) -> int:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{env.url}/orders/1", headers=env.bearer(token)) as answer:
-            return answer.status
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{env.url}/orders/1", headers=env.bearer(token)) as answer,
+    ):
+        return answer.status
 
 
 def forged(valid_checksum: bool = True) -> str:
@@ -141,9 +145,8 @@ async def test_a_mixed_report_contains_each_real_token_once_and_counts_every_tok
         assert await status_on_proxy(env, second) == 401
         assert await status_on_proxy(env, env.tokens.read_orders) == 200
         assert len(await notices(store)) == 2
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{env.url}/_keystile/metrics") as r:
-                metrics = await r.text()
+        async with aiohttp.ClientSession() as http, http.get(f"{env.url}/_keystile/metrics") as r:
+            metrics = await r.text()
         assert "keystile_leak_reports_total 1.0" in metrics
         assert 'keystile_leaked_tokens_total{action="revoke"} 2.0' in metrics
 
@@ -192,7 +195,7 @@ async def test_reports_are_limited_per_address_across_replicas(
         finally:
             await other.runner.cleanup()
         assert [status for status, _, _ in answers] == [202, 202, 202, 429]
-        status, body, headers = answers[-1]
+        _, body, headers = answers[-1]
         assert body["error"] == "too_many_requests"
         assert 0 < int(headers["Retry-After"]) <= 60
 
@@ -239,7 +242,7 @@ async def test_neither_answer_nor_log_holds_a_reported_token(
                 await post(env.url, {"tokens": [env.tokens.full, 5]}),
             ]
         logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
-        for status, body, headers in answers:
+        for _, body, headers in answers:
             assert secret not in str(body) and secret not in str(dict(headers))
         assert secret not in logged and env.tokens.full not in logged
         [line] = [r for r in caplog.records if r.name == "keystile.leaks"]
@@ -262,10 +265,9 @@ async def test_disabled_is_a_404_and_other_methods_a_405(
     redis_url: str, store: AdminStore
 ) -> None:
     """leaks.enabled = false answers 404; a GET on the endpoint is a 405 naming POST."""
-    async with aiohttp.ClientSession() as http:
-        async with leaks_env(redis_url, store) as env:
-            async with http.get(f"{env.url}/_keystile/leaks") as answer:
-                assert (answer.status, answer.headers["Allow"]) == (405, "POST")
-        async with leaks_env(redis_url, store, enabled=False) as env:
-            status, body, _ = await post(env.url, {"tokens": ["ks_x"]})
-            assert (status, body["error"]) == (404, "not_found")
+    async with leaks_env(redis_url, store) as env:
+        async with aiohttp.ClientSession() as http, http.get(f"{env.url}/_keystile/leaks") as r:
+            assert (r.status, r.headers["Allow"]) == (405, "POST")
+    async with leaks_env(redis_url, store, enabled=False) as env:
+        status, body, _ = await post(env.url, {"tokens": ["ks_x"]})
+        assert (status, body["error"]) == (404, "not_found")
