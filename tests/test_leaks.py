@@ -23,17 +23,19 @@ FAST = {"answer_floor_seconds": 0}
 
 
 @asynccontextmanager
-async def leaks_env(
-    redis_url: str, store: AdminStore, **leaks: Any
-) -> AsyncIterator[Env]:
+async def leaks_env(redis_url: str, store: AdminStore, **leaks: Any) -> AsyncIterator[Env]:
     async with running(redis_url, store, leaks={**FAST, **leaks}) as env:
         yield env
 
 
 async def post(url: str, body: Any = None, **options: Any) -> tuple[int, Any, Mapping[str, str]]:
+    return await send(url, "POST", json=body, **options)
+
+
+async def send(url: str, method: str, **options: Any) -> tuple[int, Any, Mapping[str, str]]:
     async with (
         aiohttp.ClientSession() as http,
-        http.post(f"{url}/_keystile/leaks", json=body, **options) as answer,
+        http.request(method, f"{url}/_keystile/leaks", **options) as answer,
     ):
         text = await answer.text()
         parsed = await answer.json(content_type=None) if text else None
@@ -119,9 +121,7 @@ async def test_fakes_get_the_answer_a_real_token_gets_and_change_nothing(
         assert real[:2] == answers[0][:2]
 
 
-async def test_an_already_revoked_token_is_left_as_it_is(
-    redis_url: str, store: AdminStore
-) -> None:
+async def test_an_already_revoked_token_is_left_as_it_is(redis_url: str, store: AdminStore) -> None:
     """A revoked token reported again: 202, no new history entry, no notice."""
     async with leaks_env(redis_url, store) as env:
         await store.revoke_tokens([env.tokens.full_id], actor="admin")
@@ -209,9 +209,7 @@ async def test_reports_are_limited_per_address_across_replicas(
         ({"tokens": ["ks_x"] * 101}, "tokens"),
     ],
 )
-async def test_bad_reports_are_a_400_naming_the_field(
-    env: Env, body: Any, field: str
-) -> None:
+async def test_bad_reports_are_a_400_naming_the_field(env: Env, body: Any, field: str) -> None:
     """Wrong shapes and types, and too many tokens: 400 invalid_request naming the field."""
     status, answer, _ = await post(env.url, body)
     assert status == 400
@@ -261,13 +259,11 @@ async def test_the_answer_waits_for_the_floor_whatever_the_tokens(
         assert time.monotonic() - started >= 0.3
 
 
-async def test_disabled_is_a_404_and_other_methods_a_405(
-    redis_url: str, store: AdminStore
-) -> None:
+async def test_disabled_is_a_404_and_other_methods_a_405(redis_url: str, store: AdminStore) -> None:
     """leaks.enabled = false answers 404; a GET on the endpoint is a 405 naming POST."""
     async with leaks_env(redis_url, store) as env:
-        async with aiohttp.ClientSession() as http, http.get(f"{env.url}/_keystile/leaks") as r:
-            assert (r.status, r.headers["Allow"]) == (405, "POST")
+        status, _, headers = await send(env.url, "GET")
+        assert (status, headers["Allow"]) == (405, "POST")
     async with leaks_env(redis_url, store, enabled=False) as env:
         status, body, _ = await post(env.url, {"tokens": ["ks_x"]})
         assert (status, body["error"]) == (404, "not_found")
