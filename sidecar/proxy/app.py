@@ -26,6 +26,7 @@ from sidecar.proxy.decision import Decision, authenticate, authorize
 from sidecar.proxy.errorbodies import error_response, json_errors
 from sidecar.proxy.http1client import Origin, UpstreamPool
 from sidecar.proxy.state import (
+    AUTHENTICATOR,
     CLIENT,
     CONFIG,
     METRICS,
@@ -38,6 +39,7 @@ from sidecar.proxy.state import (
 )
 from sidecar.proxy.upstream import Exchange, UpstreamRequest, session
 from sidecar.verification import runtime, usage
+from sidecar.verification.authentication import Authenticator
 
 __all__ = ["CLIENT", "CONFIG", "METRICS", "REDIS_URL", "STORE", "USAGE", "VERIFIER"]
 
@@ -62,6 +64,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
     async with usage.recording(app[STORE], app[CONFIG].tokens.last_used_interval) as recorder:
         app[USAGE] = recorder
+        app[AUTHENTICATOR] = Authenticator(app[CONFIG], app[VERIFIER], recorder, app[METRICS])
         yield
 
 

@@ -69,6 +69,19 @@ def console_session(digest: str) -> str:
     return f"{TAG}:console-session:{digest}"
 
 
+# -- acknowledged revocation (docs/revocation.md#acknowledged-revocation) -------
+
+#: The live replicas (each process with an invalidation listener): a hash, one
+#: field per replica id, its value JSON (host, version, started, the generation
+#: applied, the lease, ``seen_at`` in the server's ms). Ephemeral: not exported.
+REPLICAS = f"{TAG}:replicas"
+#: Pub/sub channel on which a replica announces ``"<id> <generation>"`` once applied.
+ACKS = f"{TAG}:acks"
+
+
+# -- leak response (docs/leaks.md) ---------------------------------------------
+
+
 def leak_reports(address: str) -> str:
     """Leak reports from one client address in the current minute (a counter that expires).
 
