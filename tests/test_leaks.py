@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -130,6 +131,36 @@ async def test_an_already_revoked_token_is_left_as_it_is(redis_url: str, store: 
         assert status == 202
         assert await store.history(env.tokens.full_id) == history
         assert await notices(store) == []
+
+
+async def test_an_expired_token_is_left_as_it_is(redis_url: str, store: AdminStore) -> None:
+    """An expired token reported: 202, no history entry, no notice."""
+    async with leaks_env(redis_url, store) as env:
+        past = clock.to_rfc3339(clock.now() - timedelta(seconds=1))
+        await store.patch_token(env.tokens.full_id, {"expires_at": past}, actor="admin")
+        history = await store.history(env.tokens.full_id)
+        status, _, _ = await post(env.url, {"tokens": [env.tokens.full]})
+        assert status == 202
+        assert await store.history(env.tokens.full_id) == history
+        assert await notices(store) == []
+
+
+async def test_another_replica_refuses_the_reported_token_at_once(
+    redis_url: str, store: AdminStore
+) -> None:
+    """A report to one replica: another replica that had the token cached refuses it too."""
+    async with leaks_env(redis_url, store) as env:
+        other = await start_proxy(env.proxy.config, redis_url)
+        try:
+            replica = Env(env.upstream, other, env.tokens)
+            assert await status_on_proxy(replica, env.tokens.full) == 200  # cached there
+            await post(env.url, {"tokens": [env.tokens.full]})
+            deadline = time.monotonic() + 1.0
+            while await status_on_proxy(replica, env.tokens.full) != 401:
+                assert time.monotonic() < deadline, "the other replica still accepts it"
+                await asyncio.sleep(0.01)
+        finally:
+            await other.runner.cleanup()
 
 
 async def test_a_mixed_report_contains_each_real_token_once_and_counts_every_token(
