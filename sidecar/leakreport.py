@@ -5,8 +5,11 @@ Two shapes are accepted:
 - ``{"tokens": ["ks_...", ...]}``, Keystile's own;
 - GitHub's secret-scanning partner format, a JSON array of matches
   ``[{"token": "ks_...", "type": "...", "url": "...", "source": "..."}]``;
-  ``type``, ``url`` and ``source`` are optional strings and otherwise
-  ignored, and a match's further fields are ignored too (GitHub may add some).
+  ``type``, ``url`` and ``source`` are optional strings, and a match's
+  further fields are ignored (GitHub may add some).
+
+Each token comes back as a ``Reported``, with the match's ``url`` when GitHub
+gave one (where the leak was found: logged and passed on in the notice).
 
 A body that is neither is a ``BadReport`` naming the field (``tokens``,
 ``tokens.3``, ``2.token``), as the admin API names its fields; the message is
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sidecar.errors import KeystileError
@@ -27,6 +31,20 @@ MAX_TOKEN_LENGTH = 256
 #: What a GitHub match may carry besides ``token``; each, when present, is a string.
 GITHUB_TEXT_FIELDS = ("type", "url", "source")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+#: Characters of a match's url kept for the log and the notice.
+MAX_URL_LENGTH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """One reported token, and where it was found when the report says so."""
+
+    token: str
+    url: str | None = None
+
+    def __repr__(self) -> str:
+        # A reported token may be real: never let it reach a log through a repr.
+        return f"Reported(token='***', url={self.url!r})"
 
 
 class BadReport(KeystileError):
@@ -40,7 +58,7 @@ class BadReport(KeystileError):
         return self.reason  # written here, never copied from the body
 
 
-def read_report(raw: bytes, max_tokens: int) -> list[str]:
+def read_report(raw: bytes, max_tokens: int) -> list[Reported]:
     """The reported tokens, in order (repeats kept: the answer counts them all)."""
     try:
         body = json.loads(raw)
@@ -53,7 +71,7 @@ def read_report(raw: bytes, max_tokens: int) -> list[str]:
     return _own(body, max_tokens)
 
 
-def _own(body: dict[str, Any], max_tokens: int) -> list[str]:
+def _own(body: dict[str, Any], max_tokens: int) -> list[Reported]:
     for name in body:
         if name != "tokens":
             # Named only when short: a token (56 characters at least) never comes back.
@@ -65,15 +83,15 @@ def _own(body: dict[str, Any], max_tokens: int) -> list[str]:
     if not isinstance(tokens, list):
         raise BadReport("tokens must be an array of strings", field="tokens")
     _count(len(tokens), max_tokens, "tokens")
-    return [_token(value, f"tokens.{index}") for index, value in enumerate(tokens)]
+    return [Reported(_token(value, f"tokens.{i}")) for i, value in enumerate(tokens)]
 
 
-def _github(matches: list[Any], max_tokens: int) -> list[str]:
+def _github(matches: list[Any], max_tokens: int) -> list[Reported]:
     _count(len(matches), max_tokens, "tokens")
     return [_match(match, index) for index, match in enumerate(matches)]
 
 
-def _match(match: Any, index: int) -> str:
+def _match(match: Any, index: int) -> Reported:
     if not isinstance(match, dict):
         raise BadReport("each match must be an object with a token", field=str(index))
     for name in GITHUB_TEXT_FIELDS:
@@ -81,7 +99,8 @@ def _match(match: Any, index: int) -> str:
             raise BadReport(f"{name} must be a string", field=f"{index}.{name}")
     if "token" not in match:
         raise BadReport("token is required", field=f"{index}.token")
-    return _token(match["token"], f"{index}.token")
+    url = match.get("url") or None
+    return Reported(_token(match["token"], f"{index}.token"), url and url[:MAX_URL_LENGTH])
 
 
 def _count(count: int, max_tokens: int, field: str) -> None:

@@ -12,7 +12,7 @@ from sidecar.leakreport import BadReport, read_report
 
 
 def report(body: Any) -> list[str]:
-    return read_report(json.dumps(body).encode(), max_tokens=3)
+    return [reported.token for reported in read_report(json.dumps(body).encode(), max_tokens=3)]
 
 
 def test_own_shape_gives_the_tokens_in_order_with_repeats() -> None:
@@ -27,6 +27,14 @@ def test_github_shape_gives_each_match_token() -> None:
         {"token": "ks_b", "type": "keystile_token", "url": None, "later": 1},
     ]
     assert report(matches) == ["ks_a", "ks_b"]
+    urls = [reported.url for reported in read_report(json.dumps(matches).encode(), 3)]
+    assert urls == ["https://x/y", None]
+
+
+def test_a_reported_token_never_shows_in_its_repr() -> None:
+    """A Reported's repr hides the token (it may be real), and keeps the url."""
+    [reported] = read_report(b'[{"token": "ks_secretish", "url": "https://x/y"}]', 3)
+    assert "ks_secretish" not in repr(reported) and "https://x/y" in repr(reported)
 
 
 @pytest.mark.parametrize(

@@ -183,7 +183,7 @@ async def test_a_mixed_report_contains_each_real_token_once_and_counts_every_tok
 
 
 async def test_github_partner_format_is_accepted(redis_url: str, store: AdminStore) -> None:
-    """GitHub's array of {token, type, url, source} matches revokes the real token."""
+    """GitHub's array of {token, type, url, source} revokes the real token; the notice has url."""
     async with leaks_env(redis_url, store) as env:
         matches = [
             {
@@ -197,6 +197,8 @@ async def test_github_partner_format_is_accepted(redis_url: str, store: AdminSto
         status, body, _ = await post(env.url, matches)
         assert (status, body) == (202, {"received": 2})
         assert await status_on_proxy(env, env.tokens.full) == 401
+        [notice] = await notices(store)
+        assert notice["url"] == "https://github.com/octocat/repo/blob/abc/config.txt"
 
 
 async def test_the_old_secret_of_a_grace_period_counts_as_real(

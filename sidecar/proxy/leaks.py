@@ -128,6 +128,8 @@ def _log(client: str, received: int, contained: list[Contained]) -> None:
         "client": client,
         "received": received,
         "contained": [token.client_id for token in contained],
+        # Where each was found, when the report said (GitHub's match url): never a secret.
+        "urls": {token.client_id: token.url for token in contained if token.url},
         "action": contained[0].action if contained else None,
     }
     # A contained token is news for its owner and the operator: a warning, not info.

@@ -5,8 +5,9 @@ under WATCH, changes it only if it is still active and the secret that was
 verified is still one it accepts (a regeneration in between wins), records the
 change with actor ``leak-report`` (history, audit, invalidation event, through
 ``StoreBase.record``) and queues the ``token.leaked`` notice
-(``notices.queue``) in the same MULTI/EXEC, so the change, its record and its
-notice exist together or not at all.
+(``notices.queue``, with the ``url`` the report gave, if any) in the same
+MULTI/EXEC, so the change, its record and its notice exist together or not
+at all.
 
 Quarantine sets the access map to ``{"*": "none"}`` and removes the role:
 the token still authenticates, and every API answers it 403.
@@ -35,8 +36,12 @@ QUARANTINED_ACCESS = {"*": "none"}
 class LeakStore(RedisStore):
     """The proxy's reads (``load_credential``) plus the one write the leak response makes."""
 
-    async def contain(self, client_id: str, matched_hash: str, action: str) -> Token | None:
+    async def contain(
+        self, client_id: str, matched_hash: str, action: str, url: str | None = None
+    ) -> Token | None:
         """Revoke or quarantine ``client_id``, whose secret (hashed ``matched_hash``) leaked.
+
+        ``url`` (where the report says it was found) goes into the notice.
 
         The token after the change, or None when nothing changed: gone, revoked,
         expired, quarantined already, or no longer accepting that secret.
@@ -52,7 +57,8 @@ class LeakStore(RedisStore):
                 return None
             pipe.multi()
             queue_token_update(pipe, old, new, ACTOR, "revoked" if new.revoked else "updated")
-            notices.queue(pipe, notices.LEAKED, client_id, old.user, action=action)
+            found = {"url": url} if url else {}
+            notices.queue(pipe, notices.LEAKED, client_id, old.user, action=action, **found)
             return new
 
         return await self.transaction([keys.token(client_id)], body)

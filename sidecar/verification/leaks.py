@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 
 from sidecar import tokenformat
 from sidecar.errors import StoreUnavailable, TooManyAttempts
+from sidecar.leakreport import Reported
 from sidecar.records import Token
 from sidecar.store import keys
 from sidecar.store.durability import NotDurable
@@ -51,6 +52,8 @@ class Contained:
     client_id: str
     user: str
     action: str
+    #: Where the report says the token was found (GitHub's match url), if it says.
+    url: str | None = None
 
 
 class LeakResponder:
@@ -62,16 +65,18 @@ class LeakResponder:
         #: The hash an unknown client_id's secret is checked against (made on first use).
         self._decoy: str | None = None
 
-    async def respond(self, tokens: Sequence[str]) -> list[Contained]:
-        """Contain every real, active token of ``tokens``; each distinct token is handled once."""
+    async def respond(self, reported: Sequence[Reported]) -> list[Contained]:
+        """Contain every real, active token reported; each distinct token is handled once."""
+        first = {item.token: item for item in reversed(reported)}  # the first url of each
         contained = []
-        for token in dict.fromkeys(tokens):
-            found = await self._one(token)
+        for token in dict.fromkeys(item.token for item in reported):
+            url = first[token].url
+            found = await self._one(token, url)
             if found is not None:
-                contained.append(Contained(found.client_id, found.user, self.action))
+                contained.append(Contained(found.client_id, found.user, self.action, url))
         return contained
 
-    async def _one(self, token: str) -> Token | None:
+    async def _one(self, token: str, url: str | None) -> Token | None:
         try:
             parsed = tokenformat.parse_token(self.prefix, token)
         except tokenformat.MalformedToken:
@@ -80,7 +85,7 @@ class LeakResponder:
         if matched is None:
             return None
         try:
-            return await self.store.contain(parsed.client_id, matched, self.action)
+            return await self.store.contain(parsed.client_id, matched, self.action, url)
         except NotDurable as exc:
             # Applied on the primary, durability unconfirmed: a 503 here would tell
             # the reporter the token was real, so it is logged, not answered.
