@@ -12,13 +12,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from sidecar import clock, tokenformat
 from sidecar.store import keys
 from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
 from tests.kits.proxy import Env, running, start_proxy
-from tests.kits.redis import seed_role, seed_token
+from tests.kits.redis import RedisProcess, seed_role, seed_token
 
 FAST = {"answer_floor_seconds": 0}
 
@@ -300,3 +301,16 @@ async def test_disabled_is_a_404_and_other_methods_a_405(redis_url: str, store: 
     async with leaks_env(redis_url, store, enabled=False) as env:
         status, body, _ = await post(env.url, {"tokens": ["ks_x"]})
         assert (status, body["error"]) == (404, "not_found")
+
+
+async def test_without_the_store_a_report_is_a_503_and_nothing_is_done(
+    private_redis: RedisProcess,
+) -> None:
+    """The store down: 503 with Retry-After (fail closed), never a 202 for unprocessed work."""
+    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    async with running(private_redis.url, AdminStore(client), leaks=FAST) as env:
+        private_redis.stop()
+        status, body, headers = await post(env.url, {"tokens": [env.tokens.full]})
+    await client.aclose()
+    assert (status, body["error"]) == (503, "unavailable")
+    assert "Retry-After" in headers
