@@ -62,7 +62,7 @@ def read_report(raw: bytes, max_tokens: int) -> list[Reported]:
     """The reported tokens, in order (repeats kept: the answer counts them all)."""
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise BadReport("the body is not valid JSON", field="tokens") from None
     if isinstance(body, list):
         return _github(body, max_tokens)

@@ -69,6 +69,13 @@ def test_invalid_json_is_a_400_naming_tokens() -> None:
     assert caught.value.field == "tokens"
 
 
+def test_deeply_nested_json_is_a_400_not_a_crash() -> None:
+    """30,000 nested arrays (inside 64 KiB) are a 400 naming tokens, not a RecursionError."""
+    with pytest.raises(BadReport) as caught:
+        read_report(b"[" * 30000 + b"]" * 30000, max_tokens=3)
+    assert caught.value.field == "tokens"
+
+
 def test_an_unknown_key_that_could_be_a_token_is_not_echoed() -> None:
     """An unknown key is named only when it is short: a token put there never comes back."""
     token = "ks_" + "A" * 22 + "_" + "B" * 38
