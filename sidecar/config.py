@@ -31,6 +31,7 @@ from sidecar.configcredentials import (
     RetentionConfig,
     TokensConfig,
 )
+from sidecar.configleaks import LeaksConfig
 from sidecar.configschema import Reader, env_names, path_keys
 from sidecar.configserving import (
     AdminConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "HashingConfig",
     "HeadersConfig",
     "HostPort",
+    "LeaksConfig",
     "LimitsConfig",
     "ListenerConfig",
     "LogConfig",
@@ -82,6 +84,8 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     headers: HeadersConfig = field(default_factory=HeadersConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    # Leak response (spec section 10).
+    leaks: LeaksConfig = field(default_factory=LeaksConfig)
     apis: tuple[ApiConfig, ...] = ()
 
 

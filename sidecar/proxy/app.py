@@ -21,7 +21,7 @@ from sidecar import headers
 from sidecar.config import Config
 from sidecar.errors import BodyTooLarge, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
 from sidecar.ops.metrics import CONTENT_TYPE, OWN_API, ProxyMetrics
-from sidecar.proxy import accesslog, aiohttp_internals, forwardauth, websocket
+from sidecar.proxy import accesslog, aiohttp_internals, forwardauth, leaks, websocket
 from sidecar.proxy.decision import Decision, authenticate, authorize
 from sidecar.proxy.errorbodies import error_response, json_errors
 from sidecar.proxy.http1client import Origin, UpstreamPool
@@ -52,6 +52,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     async with runtime.for_app(app, app[CONFIG], app[REDIS_URL]).used() as shared:
         app[STORE] = shared.store
         app[VERIFIER] = shared.verifier
+        app[leaks.DESK] = leaks.LeakDesk(app[CONFIG], shared, app[METRICS].registry)
         # The cache and argon2 counters, copied into /_keystile/metrics before each
         # scrape, and in a worker also every second for the other workers' scrapes.
         metrics = app[METRICS]
@@ -94,6 +95,7 @@ def build_proxy_app(
     app.router.add_get("/_keystile/readyz", readyz)
     app.router.add_get("/_keystile/metrics", metrics)
     app.router.add_route("*", forwardauth.CHECK_PATH, forwardauth.check)
+    app.router.add_route("*", leaks.PATH, leaks.report)
     app.router.add_route("*", forwardauth.CHECK_PATH + "/{tail:.*}", forwardauth.check)
     app.router.add_route("*", "/{tail:.*}", proxy, expect_handler=expect_later)
     return app

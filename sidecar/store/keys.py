@@ -89,3 +89,14 @@ def token_uses(client_id: str) -> str:
     ``tokens.usage_days``, and goes with its token.
     """
     return f"{TAG}:uses:{client_id}"
+
+
+# -- leak response (docs/leaks.md) ---------------------------------------------
+
+
+def leak_reports(address: str) -> str:
+    """Leak reports from one client address in the current minute (a counter that expires).
+
+    Ephemeral, like the wrong-secret windows: not exported, not checked.
+    """
+    return f"{TAG}:leak-reports:{address}"

@@ -5,7 +5,8 @@ that causes it, so it exists exactly when the change does; the notifier
 delivers it later, outside any request. Fields are flat strings (a Redis
 stream entry): ``kind`` (``token.expiring`` or ``token.leaked``),
 ``client_id``, ``user``, ``at`` (RFC 3339), plus what the kind adds
-(``days_before`` and ``expires_at``; ``action``). Never a secret or a hash.
+(``days_before`` and ``expires_at``; ``action``, and ``url`` when the leak
+report said where the token was found). Never a secret or a hash.
 """
 
 from __future__ import annotations

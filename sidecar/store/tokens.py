@@ -242,3 +242,12 @@ def _queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, acti
 def _recorded(token: Token, now: datetime) -> dict[str, Any]:
     """What history shows of a token: its public view, and when a regeneration's grace ends."""
     return {**token.public(now), "grace_until": token.grace_until}
+
+
+def queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, action: str) -> None:
+    """Queue ``old`` becoming ``new``, with its indexes and recorded change, on ``pipe``.
+
+    Public for writers outside this module that change one token in a
+    transaction of their own (the leak response, sidecar/store/leaks.py).
+    """
+    _queue_token_update(pipe, old, new, actor, action)
