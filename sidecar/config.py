@@ -31,6 +31,7 @@ from sidecar.configcredentials import (
     RetentionConfig,
     TokensConfig,
 )
+from sidecar.configleaks import LeaksConfig
 from sidecar.confignotify import NoticesConfig, WebhookConfig, webhooks
 from sidecar.configschema import Reader, env_names, path_keys
 from sidecar.configserving import (
@@ -51,6 +52,7 @@ __all__ = [
     "HashingConfig",
     "HeadersConfig",
     "HostPort",
+    "LeaksConfig",
     "LimitsConfig",
     "ListenerConfig",
     "LogConfig",
@@ -85,6 +87,8 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     headers: HeadersConfig = field(default_factory=HeadersConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    # Leak response (spec section 10).
+    leaks: LeaksConfig = field(default_factory=LeaksConfig)
     notices: NoticesConfig = field(default_factory=NoticesConfig)
     apis: tuple[ApiConfig, ...] = ()
     #: The ``[[notify]]`` webhooks (sidecar/confignotify.py).
