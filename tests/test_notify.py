@@ -23,7 +23,7 @@ from sidecar.notify.delivery import backoff
 from sidecar.store import keys, notices
 from sidecar.store.management import AdminStore
 from tests.kits.processes import serving, write_config
-from tests.kits.proxy import Upstream
+from tests.kits.proxy import Upstream, running
 from tests.kits.redis import make_config, seed_token
 from tests.kits.webhooks import Receiver, documented_verifier, receiving
 
@@ -325,3 +325,28 @@ async def test_a_consumer_gone_with_nothing_pending_is_dropped_from_the_group(
 
     names = [c["name"] for c in await store.redis.xinfo_consumers(keys.NOTICES, "notify")]
     assert "gone" not in names
+
+
+async def test_a_leak_report_through_the_proxy_reaches_the_webhook(
+    store: AdminStore, redis_url: str, stack: AsyncExitStack
+) -> None:
+    """POST /_keystile/leaks with a real token: the webhook gets token.leaked, action revoke."""
+    receiver = await stack.enter_async_context(receiving(Receiver()))
+    env = await stack.enter_async_context(
+        running(redis_url, store, leaks={"answer_floor_seconds": 0})
+    )
+    await replicas(stack, redis_url, config_for(receiver))
+
+    async with aiohttp.ClientSession() as http:
+        report = {"tokens": [env.tokens.full]}
+        async with http.post(f"{env.url}/_keystile/leaks", json=report) as answer:
+            assert answer.status < 300
+    await receiver.wait_for(1)
+
+    body = receiver.calls[0].json
+    assert (body["event"], body["client_id"], body["action"]) == (
+        "token.leaked",
+        env.tokens.full_id,
+        "revoke",
+    )
+    assert env.tokens.full_secret not in receiver.calls[0].body.decode()
