@@ -4,7 +4,7 @@
                -> schema (pure) -> one atomic store change -> JSON view
 
 Every resource (the Redis pool, the argon2 thread pool, the ``last_used_at``
-flusher, the retention passes) is opened and closed in ``cleanup_ctx``; the
+flusher, the retention passes, the notifier) is opened and closed in ``cleanup_ctx``; the
 store pool and the argon2 pool are the process's ones (``Verification``), so
 issuing a secret waits in the same bounded queue as verifying one. Callers
 are verified by ``admin.auth`` on the proxy's own authentication path, or by a
@@ -22,13 +22,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from admin import openapi, views_me, views_people, views_tokens
+from admin import openapi, views_advice, views_me, views_people, views_replicas, views_tokens
 from admin.auth import AdminVerifier
 from admin.authz import ADMIN_API
 from admin.console import views as console_views
 from admin.console.auth import ConsoleAuth
 from admin.console.headers import add_security_headers
 from admin.console.sessions import SessionStore
+from admin.propagation import Propagation
 from admin.schema import Rules
 from admin.service import Service
 from admin.state import (
@@ -46,6 +47,7 @@ from admin.state import (
 from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar.config import Config, RetentionConfig
+from sidecar.notify import notifier
 from sidecar.ops.metrics import ProxyMetrics
 from sidecar.proxy import accesslog
 from sidecar.proxy.errorbodies import json_errors
@@ -70,18 +72,41 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = store
         sessions = SessionStore(shared.redis, config.admin.session_idle_seconds)
         app[CONSOLE] = ConsoleAuth(sessions, store)
-        async with usage.recording(store, config.tokens.last_used_interval) as used:
+        tokens = config.tokens
+        recording = usage.recording(store, tokens.last_used_interval, tokens.usage_days)
+        async with recording as used, _propagation(app, shared) as propagation:
             authenticator = Authenticator(config, shared.verifier, used, app[METRICS])
             app[VERIFIER] = AdminVerifier(authenticator, app[CONSOLE])
             # Issuing hashes in the verifier's bounded pool: a flood of creates is a 503 too.
-            app[SERVICE] = Service(store, shared.pool, config.tokens.prefix)
+            app[SERVICE] = Service(store, shared.pool, config.tokens.prefix, propagation)
             app[INDEX] = TokenIndex(store, config.tokens.last_used_interval)
             # A flushed or restored store (sidecar/store/epoch.py) empties the index at once.
             shared.listener.on_store_replaced.append(app[INDEX].drop)
-            async with _warm(app), _retained(app, shared.redis):
+            # Expiry and leak notices to the [[notify]] webhooks, off every request's path.
+            notifying = notifier.running(shared.redis, config, app[METRICS].registry)
+            async with _warm(app), _retained(app, shared.redis), notifying:
                 yield
             shared.listener.on_store_replaced.remove(app[INDEX].drop)
         await app[INDEX].close()
+
+
+@asynccontextmanager
+async def _propagation(
+    app: web.Application, shared: runtime.Verification
+) -> AsyncIterator[Propagation]:
+    # Its own connection for the ack subscription: a wait never takes one from the pool.
+    config = app[CONFIG]
+    subscriber = runtime.listener_client(
+        app[REDIS_URL], config.redis.timeout, topology=config.redis
+    )
+    propagation = Propagation(shared.redis, subscriber, config.admin.ack_timeout_seconds)
+    hearing = asyncio.create_task(propagation.run())
+    try:
+        yield propagation
+    finally:
+        hearing.cancel()
+        await asyncio.wait([hearing], timeout=runtime.CLOSE_WAIT)
+        await subscriber.aclose()
 
 
 @asynccontextmanager
@@ -126,8 +151,10 @@ def build_admin_app(
     app[RULES] = Rules.from_config(config)
     app.cleanup_ctx.append(_store_ctx)
     app.router.add_routes(views_tokens.routes)
+    app.router.add_routes(views_advice.routes)
     app.router.add_routes(views_people.routes)
     app.router.add_routes(views_me.routes)
+    app.router.add_routes(views_replicas.routes)
     app.router.add_get("/admin/v1/openapi.json", openapi.view)
     app.router.add_routes(console_views.routes)
     app.router.add_static("/console/static", console_views.STATIC)

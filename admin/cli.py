@@ -19,7 +19,8 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
-from admin import cli_me, cli_people, cli_store, cli_tokens
+import admin.cli_advice  # noqa: F401 (its import adds `tokens usage` and `tokens advice`)
+from admin import cli_me, cli_people, cli_replicas, cli_store, cli_tokens
 from admin.cli_common import OPTIONS_KEY, connection_options
 from sidecar import config as configuration
 
@@ -114,6 +115,7 @@ keystile.add_command(cli_people.apis)
 keystile.add_command(cli_people.audit)
 keystile.add_command(cli_me.me)
 keystile.add_command(cli_store.store)
+keystile.add_command(cli_replicas.replicas)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

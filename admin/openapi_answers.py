@@ -148,6 +148,52 @@ def _people() -> Json:
     }
 
 
+# -- least privilege from observed use (admin/advice.py) ----------------------
+
+DAY = {"type": "string", "format": "date", "description": "a UTC day, yyyy-mm-dd"}
+
+
+def _advice() -> Json:
+    counts = {"safe": COUNT, "unsafe": COUNT}
+    api_uses = closed({"api": STRING, **counts, "last_day": {**DAY, "type": ["string", "null"]}})
+    day_uses = closed({"day": DAY, "api": STRING, **counts})
+    level = {"enum": list(LEVELS)}
+    usage = {
+        "client_id": STRING,
+        "window_days": {"type": "integer", "minimum": 1},
+        "since": DAY,
+        "until": DAY,
+        "items": {"type": "array", "items": ref("ApiUses")},
+        "days": {"type": "array", "items": ref("DayUses")},
+    }
+    advice = {
+        "client_id": STRING,
+        "window_days": {"type": "integer", "minimum": 1},
+        "since": DAY,
+        "role": NULLABLE_STRING,
+        "current": ref("Access"),
+        "proposed": {**ref("Access"), "description": "the access map apply writes"},
+        "changes": {
+            "type": "object",
+            "description": "{api: [effective level now, after]} where it changes",
+            "additionalProperties": {
+                "type": "array",
+                "items": level,
+                "minItems": 2,
+                "maxItems": 2,
+            },
+        },
+        "uses": {"type": "object", "additionalProperties": closed(counts)},
+        "notes": {"type": "array", "items": STRING},
+    }
+    return {
+        "ApiUses": api_uses,
+        "DayUses": day_uses,
+        "TokenUsage": closed(usage),
+        "TokenAdvice": closed(advice),
+    }
+
+
 def answers(apis: list[str]) -> Json:
     """Every answer's schema, and the two they share (``Access``, ``Error``)."""
     access = {
@@ -157,4 +203,62 @@ def answers(apis: list[str]) -> Json:
         "description": "API name (or admin, or * for every API) to access level",
     }
     error = closed({"error": STRING, "message": STRING, "field": STRING}, ["error", "message"])
-    return {"Access": access, "Error": error, **_tokens(), **_people()}
+    return _propagated({"Access": access, "Error": error, **_tokens(), **_people(), **_advice()})
+
+
+# -- acknowledged revocation (spec section 10; admin/propagation.py) ------------
+
+PROPAGATION = closed(
+    {
+        "replicas": {**COUNT, "description": "replicas live when the change committed"},
+        "acknowledged": {**COUNT, "description": "of those, the ones that applied it in time"},
+        "slowest_ms": {
+            "type": ["number", "null"],
+            "description": "ms until the last acknowledgement heard; null: none heard",
+        },
+        "pending": {
+            "type": "array",
+            "items": STRING,
+            "description": "the replicas that had not acknowledged at admin.ack_timeout_seconds",
+        },
+        "unknown": {
+            "type": "boolean",
+            "description": "present (true) when the registry could not be read",
+        },
+    },
+    ["replicas", "acknowledged", "slowest_ms", "pending"],
+)
+#: The answers that carry ``propagation`` (each view calls ``views_shared.propagated``).
+PROPAGATED = ("Deleted", "Revoked", "RegeneratedToken")
+REPLICA = {
+    "id": STRING,
+    "host": STRING,
+    "version": STRING,
+    "started": TIMESTAMP,
+    "generation": {"type": "integer", "description": "the last generation it applied"},
+    "lag": {**COUNT, "description": "the store's generation minus the one applied"},
+    "seen_at": TIMESTAMP,
+}
+
+
+def _propagated(schemas: Json) -> Json:
+    """``schemas`` with ``propagation`` in the answers of changes that wait for the replicas."""
+    propagation = {"propagation": ref("Propagation")}
+    for name in PROPAGATED:
+        schema = schemas[name]
+        schemas[name] = {
+            **schema,
+            "properties": {**schema["properties"], **propagation},
+            "required": [*schema["required"], "propagation"],
+        }
+    user = schemas["User"]
+    return {
+        **schemas,
+        "Propagation": PROPAGATION,
+        "PropagatedToken": closed({**TOKEN, **propagation}),
+        "PropagatedRole": closed({**schemas["Role"]["properties"], **propagation}),
+        # A PATCH answers ``propagation`` only when it deactivates the user.
+        "ChangedUser": closed({**user["properties"], **propagation}, user["required"]),
+        "Replica": closed(REPLICA),
+        "ReplicaList": _items("Replica"),
+    }

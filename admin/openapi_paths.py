@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 from aiohttp.web_urldispatcher import AbstractRoute
 
-from admin import queries, views_me, views_people, views_tokens
+from admin import queries, views_advice, views_me, views_people, views_replicas, views_tokens
 from admin.fields import pattern
-from admin.openapi_answers import ref
+from admin.openapi_answers import STRING, ref
 from admin.queries import Param
 from sidecar.records import ROLE_NAME, USERNAME
 from sidecar.tokenformat import CLIENT_ID
@@ -44,6 +44,14 @@ ERRORS = {
         "The credential store cannot be reached (unavailable), or a change was applied"
         " but redis.durability did not confirm it (not_durable: read it back before retrying)"
     ),
+}
+
+#: A propagating 204's header (admin/views_shared.py, docs/choices.md).
+PROPAGATION_HEADER = {
+    "Keystile-Propagation": {
+        "description": "the propagation object of the other changes, as compact JSON",
+        "schema": STRING,
+    }
 }
 
 SHOWN_ONCE = "the secret is in this answer only (Cache-Control: no-store)"
@@ -92,6 +100,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     secret: bool = False
     created_too: bool = False
+    #: A 204 that waits for the replicas and says so in ``Keystile-Propagation``.
+    propagates: bool = False
 
     def json(self, path: str, apis: Sequence[str]) -> Json:
         params = [*_path_params(path), *(param.json(apis) for param in self.query)]
@@ -107,6 +117,8 @@ class Operation:
         responses: Json = {}
         if self.answer is None:
             responses[str(self.ok)] = {"description": "done, no body"}
+            if self.propagates:
+                responses[str(self.ok)]["headers"] = PROPAGATION_HEADER
         else:
             content = {"application/json": {"schema": ref(self.answer)}}
             responses[str(self.ok)] = {
@@ -145,7 +157,7 @@ OPERATIONS: dict[View, Documented] = {
         "One token, with who still uses an old secret during a grace", 200, "TokenRecord"
     ),
     views_tokens.patch_token: Operation("Change a token", 200, "Token", body="TokenPatch"),
-    views_tokens.delete_token: Operation("Delete a token for good", 204, None),
+    views_tokens.delete_token: Operation("Delete a token for good", 204, None, propagates=True),
     views_tokens.regenerate_token: Operation(
         "New secret, same client_id",
         200,
@@ -156,7 +168,7 @@ OPERATIONS: dict[View, Documented] = {
         secret=True,
     ),
     views_tokens.revoke_token: Operation(
-        "Revoke a token for good", 200, "Token", body="Empty", body_required=False
+        "Revoke a token for good", 200, "PropagatedToken", body="Empty", body_required=False
     ),
     views_tokens.end_grace: Operation(
         "End a regeneration's grace period now: the old secret stops working",
@@ -176,14 +188,20 @@ OPERATIONS: dict[View, Documented] = {
         "List and search users", 200, "UserList", query=queries.USER_PARAMS
     ),
     views_people.get_user: Operation("One user", 200, "User"),
-    views_people.patch_user: Operation("Change a user", 200, "User", body="UserPatch"),
-    views_people.delete_user: Operation("Delete a user and its tokens", 204, None),
+    views_people.patch_user: Operation("Change a user", 200, "ChangedUser", body="UserPatch"),
+    views_people.delete_user: Operation("Delete a user and its tokens", 204, None, propagates=True),
     views_people.list_roles: Operation("Every role", 200, "RoleList"),
     views_people.put_role: Operation(
-        "Create (201) or replace (200) a role", 200, "Role", body="RolePut", created_too=True
+        "Create (201) or replace (200) a role",
+        200,
+        "PropagatedRole",
+        body="RolePut",
+        created_too=True,
     ),
     views_people.get_role: Operation("One role", 200, "Role"),
-    views_people.delete_role: Operation("Delete a role no token uses", 204, None, errors=(409,)),
+    views_people.delete_role: Operation(
+        "Delete a role no token uses", 204, None, errors=(409,), propagates=True
+    ),
     views_people.list_apis: Operation("The configured APIs", 200, "ApiList"),
     views_people.audit: Operation(
         "The global change log, newest first", 200, "Audit", query=queries.AUDIT_PARAMS
@@ -200,7 +218,51 @@ OPERATIONS: dict[View, Documented] = {
         secret=True,
     ),
     views_me.revoke_my_token: Operation(
-        "Revoke one of the caller's user's tokens", 200, "Token", body="Empty", body_required=False
+        "Revoke one of the caller's user's tokens",
+        200,
+        "PropagatedToken",
+        body="Empty",
+        body_required=False,
+    ),
+    views_me.delete_my_token: Operation(
+        "Delete one of the caller's user's tokens", 204, None, propagates=True
+    ),
+    # Acknowledged revocation (spec section 10).
+    views_replicas.list_replicas: Operation(
+        "The live replicas: the generation each applied, and its lag", 200, "ReplicaList"
+    ),
+    # -- least privilege from observed use (admin/views_advice.py) --
+    views_advice.token_usage: Operation(
+        "A token's uses per API and method class, per UTC day",
+        200,
+        "TokenUsage",
+        query=queries.WINDOW_PARAMS,
+    ),
+    views_advice.token_advice: Operation(
+        "The tightest access map that allowed every use in the window",
+        200,
+        "TokenAdvice",
+        query=queries.WINDOW_PARAMS,
+    ),
+    views_advice.my_token_usage: Operation(
+        "The uses of one of the caller's user's tokens",
+        200,
+        "TokenUsage",
+        query=queries.WINDOW_PARAMS,
+    ),
+    views_advice.my_token_advice: Operation(
+        "The advice for one of the caller's user's tokens",
+        200,
+        "TokenAdvice",
+        query=queries.WINDOW_PARAMS,
+    ),
+    views_advice.apply_advice: Operation(
+        "Apply the advice as an ordinary, recorded edit of access",
+        200,
+        "Token",
+        body="AdviceApply",
+        body_required=False,
+        errors=(409,),
     ),
     views_me.end_my_grace: Operation(
         "End the grace period of one of the caller's user's tokens",
@@ -210,7 +272,6 @@ OPERATIONS: dict[View, Documented] = {
         body_required=False,
         errors=(409,),
     ),
-    views_me.delete_my_token: Operation("Delete one of the caller's user's tokens", 204, None),
 }
 
 

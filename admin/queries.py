@@ -251,3 +251,22 @@ def user_query(params: Mapping[str, str]) -> UserQuery:
 def audit_query(params: Mapping[str, str]) -> AuditQuery:
     values = read(AUDIT_PARAMS, params, frozenset())
     return AuditQuery(since_ms=values["since"], limit=values["limit"])
+
+
+# -- least privilege from observed use (admin/views_advice.py) ----------------
+
+#: ``GET /tokens/{id}/usage`` and ``/advice``: the window, 1 to ``tokens.usage_days``
+#: days (the bound is the config's: ``window`` reads it, the document names it).
+WINDOW_PARAMS = (
+    Param(
+        "days",
+        _as_is,
+        lambda _: {"type": "integer", "minimum": 1},
+        "UTC days ending today, 1 to tokens.usage_days (default 30, or usage_days if less)",
+    ),
+)
+
+
+def window(params: Mapping[str, str], usage_days: int, default: int) -> int:
+    """The ``days`` of a usage or advice query; a 400 naming ``days`` outside 1..usage_days."""
+    return bounded(params.get("days"), "days", min(default, usage_days), 1, usage_days)

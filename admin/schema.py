@@ -33,9 +33,19 @@ from admin.fields import (
     Body,
     Context,
     Field,
+    Kind,
     bounded_text,
 )
-from admin.values import MAX_BULK, MAX_EMAIL, READ_ONLY, Rules, access_map, known, months
+from admin.values import (
+    MAX_BULK,
+    MAX_EMAIL,
+    READ_ONLY,
+    Rules,
+    access_map,
+    known,
+    months,
+    whole_number,
+)
 from sidecar import clock
 from sidecar.records import ROLE_NAME
 
@@ -118,6 +128,38 @@ BULK_REVOKE = Body(
 #: A body that may hold nothing (``POST .../revoke``).
 EMPTY = Body({})
 
+# -- least privilege from observed use (admin/advice.py) ----------------------
+
+#: A window of 1 to ``tokens.usage_days`` UTC days ending today.
+USAGE_WINDOW = Kind(
+    lambda value, field, context: window_days(value, field, context.rules),
+    lambda rules: {"type": "integer", "minimum": 1, "maximum": rules.usage_days},
+)
+#: ``POST /tokens/{id}/advice/apply``: the window, and the proposal the operator saw.
+ADVICE_APPLY = Body(
+    {
+        "days": Field(USAGE_WINDOW, "the window of the advice, in days (default 30)"),
+        "expected": Field(
+            ACCESS, "the proposed map as shown; a different proposal now is a 409, nothing changed"
+        ),
+    }
+)
+
+
+def window_days(value: Any, field: str, rules: Rules) -> int:
+    message = f"{field} must be an integer from 1 to {rules.usage_days}"
+    days = whole_number(value, field, message)
+    if not 1 <= days <= rules.usage_days:
+        raise BadRequest(message, field=field)
+    return days
+
+
+def advice_apply(body: Mapping[str, Any], rules: Rules) -> tuple[int | None, dict[str, str] | None]:
+    """The apply body's ``days`` and ``expected`` (None where not given)."""
+    checked = ADVICE_APPLY.check(body, Context(rules, datetime.min))
+    return checked.get("days"), checked.get("expected")
+
+
 #: Every body, by the name of its schema in the OpenAPI document.
 BODIES = {
     "TokenCreate": TOKEN_CREATE,
@@ -130,6 +172,7 @@ BODIES = {
     "UserCreate": USER_CREATE,
     "UserPatch": USER_PATCH,
     "RolePut": ROLE_PUT,
+    "AdviceApply": ADVICE_APPLY,
 }
 
 # -- what the views get -------------------------------------------------------

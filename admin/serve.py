@@ -1,6 +1,6 @@
 """``keystile serve`` and ``keystile bootstrap``: composing the runtime.
 
-``serve`` binds both listening sockets (once, without ``SO_REUSEPORT``: a
+``serve`` binds both listening sockets (once, in ``admin.startup``: a
 port something else holds ends the start naming ``proxy.listen`` or
 ``admin.listen``), picks the store (``redis.url``, or a private embedded
 server), checks it answers, then serves on those sockets until SIGTERM or
@@ -153,7 +153,7 @@ async def serve(config: Config) -> None:
     # Until serve_on handles it, a SIGHUP waits rather than ending the process.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     load_tls(config)  # before the store starts: a bad certificate ends the start at once
-    with bound(config) as listeners:
+    with bound(config) as (listeners,):
         async with open_store_url(config, own_embedded=True) as url:
             await serve_on(config, url, listeners)
 

@@ -53,6 +53,8 @@ class Rules:
     expiry_months_choices: tuple[int, ...] = (3, 6, 12)
     default_expiry_months: int = 6
     max_grace_seconds: int = 86400
+    #: ``tokens.usage_days``: the longest window of /usage and /advice.
+    usage_days: int = 90
 
     @classmethod
     def from_config(cls, config: Config) -> Rules:
@@ -61,6 +63,7 @@ class Rules:
             expiry_months_choices=config.tokens.expiry_months_choices,
             default_expiry_months=config.tokens.default_expiry_months,
             max_grace_seconds=config.tokens.max_grace_seconds,
+            usage_days=config.tokens.usage_days,
         )
 
     @property

@@ -21,7 +21,8 @@ from admin.views_shared import (
     caller,
     client_id_of,
     issued_view,
-    no_content,
+    propagated,
+    propagated_no_content,
     read_body,
     token_page,
     token_record,
@@ -72,7 +73,7 @@ async def revoke_my_token(request: web.Request) -> web.Response:
     schema.EMPTY.check(await read_body(request, optional=True))
     store = request.app[STORE]
     (token,) = await store.revoke_tokens([client_id], found.username, owner=found.username)
-    return answer(token_view(token))
+    return await propagated(request, token_view(token))
 
 
 @routes.post(BASE + "/tokens/{client_id}/end-grace")
@@ -91,4 +92,4 @@ async def delete_my_token(request: web.Request) -> web.Response:
     found = await caller(request)
     client_id = client_id_of(request)
     await request.app[STORE].delete_tokens([client_id], found.username, owner=found.username)
-    return no_content()
+    return await propagated_no_content(request)

@@ -10,7 +10,14 @@ from aiohttp import web
 from admin import queries, schema
 from admin.errors import NotFound
 from admin.state import CONFIG, RULES, STORE
-from admin.views_shared import admin_caller, answer, listed, no_content, read_body
+from admin.views_shared import (
+    admin_caller,
+    answer,
+    listed,
+    propagated,
+    propagated_no_content,
+    read_body,
+)
 from sidecar import clock
 from sidecar.records import ROLE_NAME, USERNAME, Role, User
 
@@ -82,6 +89,8 @@ async def patch_user(request: web.Request) -> web.Response:
     name = _username_of(request)
     changes = schema.user_changes(await read_body(request))
     user = await request.app[STORE].patch_user(name, changes, caller.username)
+    if changes.get("active") is False:  # its tokens are refused: on every replica first
+        return await propagated(request, user.public())
     return answer(user.public())
 
 
@@ -89,7 +98,7 @@ async def patch_user(request: web.Request) -> web.Response:
 async def delete_user(request: web.Request) -> web.Response:
     caller = await admin_caller(request)
     await request.app[STORE].delete_user(_username_of(request), caller.username)
-    return no_content()
+    return await propagated_no_content(request)
 
 
 @routes.get(f"{BASE}/roles")
@@ -105,7 +114,7 @@ async def put_role(request: web.Request) -> web.Response:
     description, access = schema.role_body(name, await read_body(request), request.app[RULES])
     role = Role(name, description, access)
     created = await request.app[STORE].put_role(role, caller.username)
-    return answer(role.public(), status=201 if created else 200)
+    return await propagated(request, role.public(), status=201 if created else 200)
 
 
 @routes.get(BASE + "/roles/{name}")
@@ -121,7 +130,7 @@ async def get_role(request: web.Request) -> web.Response:
 async def delete_role(request: web.Request) -> web.Response:
     caller = await admin_caller(request)
     await request.app[STORE].delete_role(_role_of(request), caller.username)
-    return no_content()
+    return await propagated_no_content(request)
 
 
 @routes.get(f"{BASE}/apis")

@@ -6,6 +6,7 @@ credentials, and the ones that carry a secret must never be kept by a cache.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from admin.authz import Caller, require_admin
 from admin.errors import NotFound
 from admin.queries import TokenQuery
 from admin.search import search
-from admin.state import CONFIG, INDEX, STORE, VERIFIER
+from admin.state import CONFIG, INDEX, SERVICE, STORE, VERIFIER
 from sidecar import clock, tokenformat
 from sidecar.records import Token
 from sidecar.store import graceuses
@@ -50,6 +51,25 @@ def answer(payload: Mapping[str, Any], status: int = 200) -> web.Response:
 def no_content() -> web.Response:
     """204, for a deletion."""
     return web.Response(status=204, headers=NO_STORE)
+
+
+#: The header that carries a 204's ``propagation`` (docs/choices.md: a DELETE keeps its 204).
+PROPAGATION_HEADER = "Keystile-Propagation"
+
+
+async def propagated_no_content(request: web.Request) -> web.Response:
+    """204 once the deletion reached every live replica (or the timeout), saying which."""
+    propagation = await request.app[SERVICE].propagated()
+    header = json.dumps(propagation, separators=(",", ":"))
+    return web.Response(status=204, headers={**NO_STORE, PROPAGATION_HEADER: header})
+
+
+async def propagated(
+    request: web.Request, payload: Mapping[str, Any], status: int = 200
+) -> web.Response:
+    """``payload`` with ``propagation``, once the change reached every live replica."""
+    propagation = await request.app[SERVICE].propagated()
+    return answer({**payload, "propagation": propagation}, status)
 
 
 def client_id_of(request: web.Request) -> str:

@@ -13,7 +13,8 @@ from admin.views_shared import (
     client_id_of,
     issued_view,
     listed,
-    no_content,
+    propagated,
+    propagated_no_content,
     read_body,
     token_page,
     token_record,
@@ -49,7 +50,7 @@ async def bulk_delete(request: web.Request) -> web.Response:
         count = await request.app[STORE].delete_tokens(client_ids, caller.username)
     except Missing as exc:
         raise _missing_in_list(client_ids, exc.target) from None
-    return answer({"deleted": count})
+    return await propagated(request, {"deleted": count})
 
 
 @routes.post(f"{BASE}/bulk-revoke")
@@ -59,12 +60,12 @@ async def bulk_revoke(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if isinstance(target, str):
         revoked = await store.revoke_user_tokens(target, caller.username)
-        return answer({"revoked": len(revoked)})
+        return await propagated(request, {"revoked": len(revoked)})
     try:
         revoked = await store.revoke_tokens(target, caller.username)
     except Missing as exc:
         raise _missing_in_list(target, exc.target) from None
-    return answer({"revoked": len(revoked)})
+    return await propagated(request, {"revoked": len(revoked)})
 
 
 def _missing_in_list(client_ids: list[str], client_id: str) -> BadRequest:
@@ -95,7 +96,7 @@ async def patch_token(request: web.Request) -> web.Response:
 async def delete_token(request: web.Request) -> web.Response:
     caller = await admin_caller(request)
     await request.app[STORE].delete_tokens([client_id_of(request)], caller.username)
-    return no_content()
+    return await propagated_no_content(request)
 
 
 @routes.post(BASE + "/{client_id}/regenerate")
@@ -106,7 +107,7 @@ async def regenerate_token(request: web.Request) -> web.Response:
     change = schema.regeneration(body, request.app[RULES], clock.now())
     issued = await request.app[SERVICE].regenerate(client_id, change, caller.username)
     grace = {"grace_until": issued.token.grace_until} if issued.token.grace_until else {}
-    return answer({**issued_view(issued), **grace})
+    return await propagated(request, {**issued_view(issued), **grace})
 
 
 @routes.post(BASE + "/{client_id}/revoke")
@@ -115,7 +116,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     client_id = client_id_of(request)
     schema.EMPTY.check(await read_body(request, optional=True))
     (token,) = await request.app[STORE].revoke_tokens([client_id], caller.username)
-    return answer(token_view(token))
+    return await propagated(request, token_view(token))
 
 
 @routes.post(BASE + "/{client_id}/end-grace")

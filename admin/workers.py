@@ -4,10 +4,11 @@ The supervisor binds both listening sockets once (``admin.startup.bind``: a
 taken port ends the start with one line naming its key), opens the store
 once (checks ``redis.url`` answers, or starts the private embedded server,
 whose Unix socket every worker then uses), then starts N workers and hands
-each the same sockets (multiprocessing passes them as descriptors): the
-workers accept from one queue per port, and nothing outside Keystile can
-join it. Each worker has its own event loop (uvloop where installed), cache,
-argon2 pool and invalidation listener.
+each its own sockets (multiprocessing passes them as descriptors): one
+socket a worker on each port, new connections spread over them, and nothing
+outside Keystile handed any (``sidecar.ops.reuseport``). Each worker has its
+own event loop (uvloop where installed), cache, argon2 pool and invalidation
+listener.
 
 Every worker, and the embedded server, gets SIGTERM from the kernel when the
 supervisor dies, even by ``kill -9`` (``sidecar.ops.parentdeath``), so no orphan
@@ -52,6 +53,7 @@ from admin import serve as runtime
 from admin.startup import Listeners, StartError, bound
 from sidecar.config import Config
 from sidecar.ops import embedded, logs, parentdeath
+from sidecar.ops.metrics import shared_values_without_getpid
 from sidecar.verification.hashing import cores
 
 log = logging.getLogger("keystile.workers")
@@ -133,6 +135,7 @@ def worker_main(
     """Body of one worker process (started with ``spawn``: a fresh interpreter)."""
     parentdeath.die_with_parent(parent)
     logs.setup(config.log)
+    shared_values_without_getpid()
     try:
         serving = runtime.serve_on(
             config, url, listeners, warm_index=index == 0, shared_metrics=metrics
@@ -150,7 +153,7 @@ class Supervisor:
         self,
         config: Config,
         url: str,
-        listeners: Listeners,
+        listeners: list[Listeners],
         count: int,
         stopping: threading.Event,
         metrics: Path,
@@ -174,7 +177,7 @@ class Supervisor:
         config = share_of_cores(self.config, self.count)
         process = self._context.Process(
             target=worker_main,
-            args=(config, self.url, self.listeners, index, os.getpid(), self.metrics),
+            args=(config, self.url, self.listeners[index], index, os.getpid(), self.metrics),
             name=f"keystile-worker-{index}",
         )
         # Blocked across the start, inherited by the worker (spawn keeps the signal
@@ -243,7 +246,7 @@ def supervise(config: Config, count: int) -> int:
     reloading = threading.Event()
     signal.signal(signal.SIGHUP, lambda signum, frame: reloading.set())
     runtime.load_tls(config)  # a certificate that cannot be used ends the start, once
-    with bound(config) as listeners, shared_metrics() as metrics, store_url(config) as url:
+    with bound(config, count) as listeners, shared_metrics() as metrics, store_url(config) as url:
         if stopping.is_set():
             return 0
         return Supervisor(config, url, listeners, count, stopping, metrics, reloading).watch()

@@ -31,6 +31,8 @@ from sidecar.configcredentials import (
     RetentionConfig,
     TokensConfig,
 )
+from sidecar.configleaks import LeaksConfig
+from sidecar.confignotify import NoticesConfig, WebhookConfig, webhooks
 from sidecar.configschema import Reader, env_names, path_keys
 from sidecar.configserving import (
     AdminConfig,
@@ -50,13 +52,16 @@ __all__ = [
     "HashingConfig",
     "HeadersConfig",
     "HostPort",
+    "LeaksConfig",
     "LimitsConfig",
     "ListenerConfig",
     "LogConfig",
+    "NoticesConfig",
     "ProxyConfig",
     "RedisConfig",
     "RetentionConfig",
     "TokensConfig",
+    "WebhookConfig",
     "load",
     "parse",
 ]
@@ -82,12 +87,19 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     headers: HeadersConfig = field(default_factory=HeadersConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    # Leak response (spec section 10).
+    leaks: LeaksConfig = field(default_factory=LeaksConfig)
+    notices: NoticesConfig = field(default_factory=NoticesConfig)
     apis: tuple[ApiConfig, ...] = ()
+    #: The ``[[notify]]`` webhooks (sidecar/confignotify.py).
+    notify: tuple[WebhookConfig, ...] = ()
 
 
+#: The ``[[arrays]]`` of tables, each read by its own function.
+_ARRAYS = ("apis", "notify")
 #: Each ``[section]`` of the file and the dataclass declaring its keys: Config's fields.
 SECTIONS: dict[str, type] = {
-    name: hint for name, hint in get_type_hints(Config).items() if name != "apis"
+    name: hint for name, hint in get_type_hints(Config).items() if name not in _ARRAYS
 }
 #: Keys naming a file or directory, and their defaults: relative ones are read from the
 #: config file's directory.
@@ -119,7 +131,7 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
 
 def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     """Build a validated Config from already-decoded TOML and the environment."""
-    problems = [f"{name}: unknown section" for name in raw if name not in {*SECTIONS, "apis"}]
+    problems = [f"{name}: unknown section" for name in raw if name not in {*SECTIONS, *_ARRAYS}]
     reader = Reader(problems, environ)
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
@@ -128,8 +140,12 @@ def parse(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         if name == "redis" and len(problems) > before:
             continue  # a bad [redis] key is reported alone, not with what its default implies
         problems += _RULES.get(name, lambda _: [])(sections[name])
-    config = Config(**sections, apis=_apis(raw.get("apis", []), problems))
-    problems += configsources.unknown_variables(environ, env_names(SECTIONS))
+    apis = _apis(raw.get("apis", []), problems)
+    notify = webhooks(raw.get("notify", []), problems, environ)
+    config = Config(**sections, apis=apis, notify=notify)
+    # A webhook's secret_env may well be a KEYSTILE_* name: it means something.
+    named = {hook.secret_env for hook in notify if hook.secret_env}
+    problems += configsources.unknown_variables(environ, env_names(SECTIONS) | named)
     if problems:
         raise ConfigError(problems)
     return config

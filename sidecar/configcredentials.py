@@ -38,6 +38,13 @@ class TokensConfig:
     last_used_interval: float = key(
         60.0, number(0, "seconds"), "`last_used_at` is written at most this often per token"
     )
+    # -- least privilege from observed use (sidecar/verification/uses.py) --
+    usage_days: int = key(
+        90,
+        integer(1, 3660, "integer 1-3660, days"),
+        "UTC days of uses per API and method class kept per token (`/tokens/{id}/usage`,"
+        " `/advice`); older days are trimmed",
+    )
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from dataclasses import MISSING
 from pathlib import Path
 from typing import Any
 
-from sidecar.config import SECTIONS, ApiConfig
+from sidecar.config import SECTIONS, ApiConfig, WebhookConfig
 from sidecar.configschema import Key, keys, type_text
 
-#: Every table the page may hold: the sections, and ``[[apis]]``.
-TABLES: dict[str, type] = {**SECTIONS, "apis": ApiConfig}
+#: Every table the page may hold: the sections, ``[[apis]]`` and ``[[notify]]``.
+TABLES: dict[str, type] = {**SECTIONS, "apis": ApiConfig, "notify": WebhookConfig}
 MARKER = re.compile(r"<!-- keys: (\w+) -->")
 HEADER = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
 

@@ -90,6 +90,13 @@ class AdminConfig(ListenerConfig):
     session_idle_seconds: int = key(
         1800, integer(60, 86400), "a web console session ends after this long without a request"
     )
+    # Acknowledged revocation (spec section 10; docs/revocation.md#acknowledged-revocation).
+    ack_timeout_seconds: float = key(
+        1.0,
+        number(0, "seconds"),
+        "a revoke, delete, deactivation or role change answers once every live replica"
+        " applied it, or after this long (`propagation.pending` names the late ones)",
+    )
 
 
 @dataclass(frozen=True)

@@ -292,7 +292,7 @@ async def test_bulk_delete_deletes_all_or_none(admin: Harness) -> None:
     assert refused.body["field"] == "client_ids.3"
     assert after_refusal == 3
     assert done.status == 200
-    assert done.body == {"deleted": 3}
+    assert done.body["deleted"] == 3
     assert (await admin.call("GET", "/tokens?user=alice")).body["total"] == 0
 
 
@@ -305,7 +305,7 @@ async def test_bulk_revoke_by_user_stops_every_token_of_the_user(admin: Harness)
 
     reply = await admin.call("POST", "/tokens/bulk-revoke", json={"user": "alice"})
 
-    assert reply.body == {"revoked": 2}
+    assert reply.body["revoked"] == 2
     for created in alices:
         assert await admin.proxy_get("/orders/x", created["token"]) == 401
     assert await admin.proxy_get("/orders/x", bobs["token"]) == 200
@@ -324,7 +324,7 @@ async def test_bulk_revoke_by_ids(admin: Harness) -> None:
         for item in (await admin.call("GET", "/tokens")).body["items"]
     }
 
-    assert reply.body == {"revoked": 1}
+    assert reply.body["revoked"] == 1
     assert statuses[first["client_id"]] == "revoked"
     assert statuses[second["client_id"]] == "active"
 

@@ -145,10 +145,10 @@ def test_revoke_and_delete_several_and_by_user(ks: Deployment) -> None:
     """Several IDs use the bulk calls; --user revokes all of a user's; deleted ones are gone."""
     (a, _), (b, _) = new_token(ks, "bulk"), new_token(ks, "bulk")
     assert "revoked 2" in ks.ok("tokens", "revoke", a, b).out
-    assert ks.ok("tokens", "delete", a, b, "--yes", "--json").json() == {"deleted": 2}
+    assert ks.ok("tokens", "delete", a, b, "--yes", "--json").json()["deleted"] == 2
     assert ks.cli("tokens", "show", a).code == 1
     c, token = new_token(ks, "bulk", "--access", "orders=read")
-    assert ks.ok("tokens", "revoke", "--user", "bulk", "--yes", "--json").json() == {"revoked": 1}
+    assert ks.ok("tokens", "revoke", "--user", "bulk", "--yes", "--json").json()["revoked"] == 1
     assert ks.proxy_get("/orders/1", token)[0] == 401
     assert "deleted token" in ks.ok("tokens", "delete", c, "-y").out
 
@@ -184,6 +184,7 @@ def test_roles_set_show_list_delete(ks: Deployment) -> None:
     """roles: set creates and changes (keeping what is not given), a role in use is not deleted."""
     ks.ok("roles", "set", "reader", "--access", "orders=read", "--description", "Read only")
     changed = ks.ok("roles", "set", "reader", "--access", "orders=full", "--json").json()
+    changed.pop("propagation")
     assert changed == {"name": "reader", "description": "Read only", "access": {"orders": "full"}}
     assert "orders=full" in ks.ok("roles", "show", "reader").out
     assert "reader" in ks.ok("roles", "list").out
@@ -218,3 +219,30 @@ def test_me_for_a_self_service_token(ks: Deployment) -> None:
     assert ks.proxy_get("/orders/1", own)[0] == 401
     ks.ok("me", "tokens", "delete", own.split("_")[1], "--yes", token=mine)
     assert ks.cli("tokens", "list", token=mine).code == 1  # no level on admin
+
+
+# -- least privilege from observed use (admin/cli_advice.py) --------------------
+
+
+def test_usage_and_advice_then_apply_with_yes(ks: Deployment) -> None:
+    """tokens usage and advice show the counted GETs; advice --apply needs --yes, then tightens."""
+    client_id, token = new_token(ks, "watched", "--access", "orders=full")
+    assert ks.proxy_get("/orders/1", token)[0] == 200
+    for _ in range(60):  # the flusher writes within a second
+        usage = ks.ok("tokens", "usage", client_id, "--json").json()
+        if usage["items"][0]["safe"]:
+            break
+        time.sleep(0.05)
+    table = ks.ok("tokens", "usage", client_id, "--days", "7").out
+    advice = ks.ok("tokens", "advice", client_id).out
+    as_json = ks.ok("tokens", "advice", client_id, "--json").json()
+    from_api = ks.admin_get(f"/tokens/{client_id}/advice")
+    refused = ks.cli("tokens", "advice", client_id, "--apply")
+    applied = ks.ok("tokens", "advice", client_id, "--apply", "--yes", "--json").json()
+
+    assert usage["items"][0] == {**usage["items"][0], "api": "orders", "safe": 1, "unsafe": 0}
+    assert "orders" in table and "Unsafe" in table
+    assert "full -> read" in advice
+    assert as_json == from_api
+    assert refused.code == 2 and "--yes" in refused.err
+    assert applied["access"] == {"orders": "read"}

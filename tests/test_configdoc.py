@@ -27,7 +27,8 @@ def example_keys() -> dict[str, set[str]]:
         found[section].update(name for table in tables for name in table)
     section = ""
     for line in text.splitlines():
-        if header := re.fullmatch(r"\[\[?(\w+)\]\]?\s*(#.*)?", line):
+        # A table shown commented out (``# [[notify]]``) starts its section too.
+        if header := re.fullmatch(r"(?:# )?\[\[?(\w+)\]\]?\s*(#.*)?", line):
             section = header.group(1)
         elif commented := re.match(r"# ?(\w+) = ", line):
             found[section].add(commented.group(1))

@@ -9,6 +9,7 @@ KEYSTILE_SCREENSHOTS=1, to refresh the pictures of docs/console.md).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -407,3 +408,28 @@ def test_a_store_outage_shows_a_banner_until_the_store_is_back(console: Console)
     page.get_by_role("link", name="Roles").click()
     expect(page.get_by_role("heading", name="Roles")).to_be_visible()
     expect(page.locator("#banner")).to_be_hidden()
+
+
+def test_token_page_shows_usage_and_applies_the_suggestion(console: Console) -> None:
+    """Usage counts the GET; "Apply suggestion", confirmed, leaves only read on orders."""
+    made = console.token("ursula", access={"orders": "full", "billing": "read"})
+    assert console.proxy_status(made["token"]) == 200
+    for _ in range(60):  # the flusher writes within a second
+        _, usage = console.api("GET", f"/tokens/{made['client_id']}/usage")
+        if usage["items"][0]["safe"]:
+            break
+        time.sleep(0.05)
+    page = console.signed_in()
+    page.goto(f"{console.admin_url}/#/tokens/{made['client_id']}")
+
+    orders = page.locator("table.usage tbody tr", has_text="orders")
+    expect(orders.locator("td")).to_have_text(["1", "0", re.compile(r"^\d{4}-")])
+    suggested = page.locator("table.suggestion tbody")
+    expect(suggested.locator("tr", has_text="orders").locator("td")).to_have_text(
+        ["Full access", "Read access"]
+    )
+    page.get_by_role("button", name="Apply suggestion").click()
+    page.get_by_role("dialog").get_by_role("button", name="Apply").click()
+
+    expect(page.locator(".notice")).to_contain_text("Applied the suggested access")
+    assert console.api("GET", f"/tokens/{made['client_id']}")[1]["access"] == {"orders": "read"}

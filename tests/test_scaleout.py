@@ -121,9 +121,13 @@ async def test_cluster_serves_and_propagates_revocation(tmp_path: Path) -> None:
         ):
             made = await new_token(first, "svc")
             assert await status(second["proxy"], made["token"]) == 200  # cached on the second
-            await post(first, f"/tokens/{made['client_id']}/revoke", {})
+            revoked = await post(first, f"/tokens/{made['client_id']}/revoke", {})
             await asyncio.sleep(0.3)  # far inside the cache's 300 s: heard from the store
             assert await status(second["proxy"], made["token"]) == 401
+            # The replica registry's scripts run on the cluster too (one slot, like every key).
+            assert "unknown" not in revoked["propagation"]
+            assert revoked["propagation"]["replicas"] >= 1
+            assert revoked["propagation"]["pending"] == []
             direct = redis.Redis(port=owner.port, decode_responses=True)
             assert direct.exists(f"{{ks}}:token:{made['client_id']}") == 1
             direct.close()

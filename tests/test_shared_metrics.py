@@ -10,12 +10,16 @@ import asyncio
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from admin.workers import START_WINDOW
@@ -220,3 +224,31 @@ async def test_one_worker_counts_every_request(tmp_path: Path) -> None:
 
         assert [checked_requests(s) for s in await scrapes(ports["proxy"], 3)] == [5] * 3
         assert workers_of(process.pid) == set()
+
+
+FORKED = """
+import os, sys
+from prometheus_client import Counter
+from sidecar.ops.metrics import shared_values_without_getpid
+shared_values_without_getpid()
+counter = Counter("forked", "counts in parent and child")
+counter.inc()
+child = os.fork()
+if child == 0:
+    counter.inc(5)
+    os._exit(0)
+os.waitpid(child, 0)
+counter.inc()
+"""
+
+
+def test_values_written_without_getpid_still_follow_a_fork(tmp_path: Path) -> None:
+    """After a fork the child's increments go to files of its own; the parent keeps its count."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", FORKED], env=env, check=True, timeout=30)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path))
+
+    files = sorted(path.name for path in tmp_path.iterdir())
+    assert len(files) == 2, files
+    assert registry.get_sample_value("forked_total") == 7.0

@@ -54,6 +54,24 @@ def alive(pids: set[int]) -> set[int]:
     return running
 
 
+def connections_held(pid: int, port: int) -> int:
+    """How many established TCP connections to local ``port`` process ``pid`` holds (/proc)."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(fields[9])
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        held += target.startswith("socket:[") and target[8:-1] in inodes
+    return held
+
+
 async def statuses(port: int, token: str, connections: int, *, admin: bool = False) -> list[int]:
     """The forward-auth answer for ``token`` over that many new connections
     (with ``admin``, the admin API's ``/me`` answer)."""
@@ -90,6 +108,27 @@ async def test_workers_share_ports_and_a_revoke_reaches_them_all(tmp_path: Path)
         while (answers := await statuses(ports["proxy"], created["token"], 12)) != [401] * 12:
             assert time.monotonic() < deadline, answers
             await asyncio.sleep(0.01)
+
+
+async def test_a_burst_of_connections_is_spread_over_every_worker(tmp_path: Path) -> None:
+    """100 connections opened at once land on both workers, neither holding under 30."""
+    config, ports = write_config(tmp_path)
+    async with serving(config, ports["proxy"], "--workers", "2") as process:
+        workers = sorted(workers_of(process.pid))
+        opened = await asyncio.gather(
+            *(asyncio.open_connection("127.0.0.1", ports["proxy"]) for _ in range(100))
+        )
+        try:
+            deadline = time.monotonic() + 10.0
+            while sum(held := [connections_held(w, ports["proxy"]) for w in workers]) < 100:
+                assert time.monotonic() < deadline, held
+                await asyncio.sleep(0.05)
+        finally:
+            for _, writer in opened:
+                writer.close()
+
+    assert len(workers) == 2
+    assert min(held) >= 30, held
 
 
 async def test_sigterm_stops_every_worker_then_the_embedded_store(tmp_path: Path) -> None:

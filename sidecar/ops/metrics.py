@@ -15,6 +15,7 @@ own error texts, methods are folded to ``safe``/``unsafe`` (RFC 9110 section
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,25 @@ NO_API = "-"
 OWN_API = "_keystile"
 _LABEL_JUNK = re.compile(r"[^a-z0-9]+")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def shared_values_without_getpid() -> None:
+    """In a worker, write shared metric values without a ``getpid()`` per increment.
+
+    prometheus_client's multiprocess values ask ``os.getpid()`` on every
+    increment to notice a fork (after which a child must write its own files);
+    a proxied request makes four such writes. The pid is read once here, and
+    again in any child a fork makes, so the check still sees every fork. Call
+    it before any metric exists: values made by one ``MultiProcessValue`` class
+    must never share a file with another's.
+    """
+    if not values.ValueClass._multiprocess:
+        return
+    pid = [os.getpid()]
+    os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
+    # prometheus_client leaves MultiProcessValue unannotated.
+    identified = values.MultiProcessValue(process_identifier=lambda: pid[0])  # type: ignore[no-untyped-call]
+    values.ValueClass = identified
 
 
 def method_class(method: str) -> str:

@@ -21,11 +21,12 @@ from sidecar import headers
 from sidecar.config import Config
 from sidecar.errors import BodyTooLarge, StoreUnavailable, UpstreamTimeout, UpstreamUnavailable
 from sidecar.ops.metrics import CONTENT_TYPE, OWN_API, ProxyMetrics
-from sidecar.proxy import accesslog, aiohttp_internals, forwardauth, websocket
+from sidecar.proxy import accesslog, aiohttp_internals, forwardauth, leaks, websocket
 from sidecar.proxy.decision import Decision, authenticate, authorize
 from sidecar.proxy.errorbodies import error_response, json_errors
 from sidecar.proxy.http1client import Origin, UpstreamPool
 from sidecar.proxy.state import (
+    AUTHENTICATOR,
     CLIENT,
     CONFIG,
     METRICS,
@@ -38,6 +39,7 @@ from sidecar.proxy.state import (
 )
 from sidecar.proxy.upstream import Exchange, UpstreamRequest, session
 from sidecar.verification import runtime, usage
+from sidecar.verification.authentication import Authenticator
 
 __all__ = ["CLIENT", "CONFIG", "METRICS", "REDIS_URL", "STORE", "USAGE", "VERIFIER"]
 
@@ -50,6 +52,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     async with runtime.for_app(app, app[CONFIG], app[REDIS_URL]).used() as shared:
         app[STORE] = shared.store
         app[VERIFIER] = shared.verifier
+        app[leaks.DESK] = leaks.LeakDesk(app[CONFIG], shared, app[METRICS].registry)
         # The cache and argon2 counters, copied into /_keystile/metrics before each
         # scrape, and in a worker also every second for the other workers' scrapes.
         metrics = app[METRICS]
@@ -59,8 +62,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _usage_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with usage.recording(app[STORE], app[CONFIG].tokens.last_used_interval) as recorder:
+    tokens = app[CONFIG].tokens
+    used = usage.recording(app[STORE], tokens.last_used_interval, tokens.usage_days)
+    async with used as recorder:
         app[USAGE] = recorder
+        app[AUTHENTICATOR] = Authenticator(app[CONFIG], app[VERIFIER], recorder, app[METRICS])
         yield
 
 
@@ -89,6 +95,7 @@ def build_proxy_app(
     app.router.add_get("/_keystile/readyz", readyz)
     app.router.add_get("/_keystile/metrics", metrics)
     app.router.add_route("*", forwardauth.CHECK_PATH, forwardauth.check)
+    app.router.add_route("*", leaks.PATH, leaks.report)
     app.router.add_route("*", forwardauth.CHECK_PATH + "/{tail:.*}", forwardauth.check)
     app.router.add_route("*", "/{tail:.*}", proxy, expect_handler=expect_later)
     return app
@@ -155,6 +162,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         outcome.reason = f"declared body over {limit} bytes"
         raise BodyTooLarge(outcome.reason)
     outcome.outcome = "forwarded"
+    request.app[USAGE].uses.note(verified.client_id, decision.route.api.name, request.method)
     try:
         return await _send(request, decision, outcome.request_id)
     except BodyTooLarge as error:

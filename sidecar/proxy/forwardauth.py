@@ -24,7 +24,7 @@ from aiohttp import web
 from sidecar import headers
 from sidecar.errors import InsufficientScope, InvalidRequest, NotFound
 from sidecar.proxy.decision import authenticate, authorize
-from sidecar.proxy.state import CONFIG, outcome_of
+from sidecar.proxy.state import CONFIG, USAGE, outcome_of
 
 CHECK_PATH = "/_keystile/check"
 
@@ -52,6 +52,7 @@ async def check(request: web.Request) -> web.Response:
     except (NotFound, InvalidRequest) as error:
         raise InsufficientScope(error.reason) from None
     outcome_of(request).outcome = "allowed"
+    request.app[USAGE].uses.note(verified.client_id, decision.route.api.name, method)
     response = web.Response(status=200)
     for name, value in headers.check_answer(request.app[CONFIG].headers, decision.identity):
         response.headers[name] = value

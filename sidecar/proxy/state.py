@@ -15,6 +15,7 @@ from sidecar.config import Config
 from sidecar.ops.metrics import NO_API, ProxyMetrics
 from sidecar.proxy.http1client import UpstreamPool
 from sidecar.store.redis_store import RedisStore
+from sidecar.verification.authentication import Authenticator
 from sidecar.verification.usage import UsageRecorder
 from sidecar.verification.verifier import Verifier
 
@@ -26,6 +27,8 @@ CLIENT = web.AppKey("client", aiohttp.ClientSession)  # WebSocket handshakes
 POOL = web.AppKey("pool", UpstreamPool)  # every other upstream exchange
 METRICS = web.AppKey("metrics", ProxyMetrics)
 USAGE = web.AppKey("usage", UsageRecorder)
+#: The one authentication path, made once the verifier and usage exist.
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 
 
 @dataclass(slots=True)

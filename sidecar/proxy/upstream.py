@@ -62,7 +62,9 @@ def session(connections: int = 0) -> aiohttp.ClientSession:
     return aiohttp_internals.never_retry(client)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per proxied request, and a frozen dataclass's __init__
+# (object.__setattr__ per field) costs about 0.4 us more; nothing assigns to it.
+@dataclass(slots=True)
 class UpstreamRequest:
     """Where one allowed request goes and what it carries there, built by the proxy."""
 

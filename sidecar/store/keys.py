@@ -69,6 +69,58 @@ def console_session(digest: str) -> str:
     return f"{TAG}:console-session:{digest}"
 
 
+# -- acknowledged revocation (docs/revocation.md#acknowledged-revocation) -------
+
+#: The live replicas (each process with an invalidation listener): a hash, one
+#: field per replica id, its value JSON (host, version, started, the generation
+#: applied, the lease, ``seen_at`` in the server's ms). Ephemeral: not exported.
+REPLICAS = f"{TAG}:replicas"
+#: Pub/sub channel on which a replica announces ``"<id> <generation>"`` once applied.
+ACKS = f"{TAG}:acks"
+
+
+# -- least privilege from observed use (sidecar/store/uses.py) -----------------
+
+
+def token_uses(client_id: str) -> str:
+    """A token's uses: a hash of ``<yyyy-mm-dd>|<api>|safe|unsafe`` -> count.
+
+    Operational data, not exported: it expires with its last use plus
+    ``tokens.usage_days``, and goes with its token.
+    """
+    return f"{TAG}:uses:{client_id}"
+
+
+# -- leak response (docs/leaks.md) ---------------------------------------------
+
+
+def leak_reports(address: str) -> str:
+    """Leak reports from one client address in the current minute (a counter that expires).
+
+    Ephemeral, like the wrong-secret windows: not exported, not checked.
+    """
+    return f"{TAG}:leak-reports:{address}"
+
+
+# -- notices (sidecar/notify/): none of these is exported ------------------------
+
+#: Held (SET NX PX) by the replica running the expiry scan, so one runs at a time.
+NOTIFY_SCAN_LEASE = f"{TAG}:notify-scan-lease"
+#: The consumer group on ``NOTICES`` every replica's notifier reads through.
+NOTIFY_GROUP = "notify"
+
+
+def expiry_notice(client_id: str, days: int, expires_s: int) -> str:
+    """Set once the ``days``-before notice of ``client_id``'s expiry at ``expires_s`` is queued.
+
+    Keyed by the expiry, so a regeneration that moves it allows fresh notices.
+    """
+    return f"{TAG}:expiry-notice:{client_id}:{days}:{expires_s}"
+
+
+# -- rotation evidence (sidecar/store/graceuses.py) ----------------------------
+
+
 def grace_uses(client_id: str) -> str:
     """The old secret's uses during a regeneration's grace period, per client (a hash).
 

@@ -5,10 +5,13 @@ that causes it, so it exists exactly when the change does; the notifier
 delivers it later, outside any request. Fields are flat strings (a Redis
 stream entry): ``kind`` (``token.expiring`` or ``token.leaked``),
 ``client_id``, ``user``, ``at`` (RFC 3339), plus what the kind adds
-(``days_before`` and ``expires_at``; ``action``). Never a secret or a hash.
+(``days_before`` and ``expires_at``; ``action``, and ``url`` when the leak
+report said where the token was found). Never a secret or a hash.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from redis.asyncio.client import Pipeline
 
@@ -21,5 +24,7 @@ LEAKED = "token.leaked"
 
 def queue(pipe: Pipeline, kind: str, client_id: str, user: str, **fields: str) -> None:
     """Queue one notice on ``pipe`` (inside the transaction that causes it)."""
-    entry = {"kind": kind, "client_id": client_id, "user": user}
-    pipe.xadd(keys.NOTICES, {**entry, "at": clock.to_rfc3339(clock.now()), **fields})
+    entry: dict[Any, Any] = {"kind": kind, "client_id": client_id, "user": user}
+    entry["at"] = clock.to_rfc3339(clock.now())
+    entry.update(fields)
+    pipe.xadd(keys.NOTICES, entry)

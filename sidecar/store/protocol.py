@@ -8,11 +8,12 @@ protocol, not against Redis: they read and touch, and never change a record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from sidecar.records import Role, Token, User
+from sidecar.usedays import UseKey
 
 
 @dataclass(frozen=True)
@@ -37,4 +38,15 @@ class CredentialStore(Protocol):
 
     async def touch_last_used(self, used: Mapping[str, str]) -> None:
         """Move ``last_used_at`` forward for many tokens (client_id -> RFC 3339 time)."""
+        ...
+
+    async def add_uses(
+        self,
+        day: str,
+        counts: Mapping[UseKey, int],
+        usage_days: int,
+        trim_before: str | None = None,
+        trimmed: Collection[str] = (),
+    ) -> None:
+        """Add uses per token, API and method class to ``day`` (sidecar/store/uses.py)."""
         ...

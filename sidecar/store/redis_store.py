@@ -9,12 +9,13 @@ they share are ``base.StoreBase`` and its module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from sidecar.records import Role, Token, User
-from sidecar.store import keys
+from sidecar.store import keys, uses
 from sidecar.store.base import StoreBase, hash_fields
 from sidecar.store.protocol import Credential
+from sidecar.usedays import UseKey
 
 
 class RedisStore(StoreBase):
@@ -70,6 +71,17 @@ class RedisStore(StoreBase):
             for client_id, at in used.items():
                 pipe.eval(_TOUCH_SCRIPT, 1, keys.token(client_id), at)
             await pipe.execute()
+
+    async def add_uses(
+        self,
+        day: str,
+        counts: Mapping[UseKey, int],
+        usage_days: int,
+        trim_before: str | None = None,
+        trimmed: Collection[str] = (),
+    ) -> None:
+        """Add uses per token, API and method class to ``day``, in one round trip."""
+        await uses.add_uses(self, day, counts, usage_days, trim_before, trimmed)
 
 
 # Compare-and-set of secret_hash: a regeneration meanwhile wins.

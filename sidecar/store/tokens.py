@@ -55,8 +55,19 @@ class TokenStore(StoreBase):
 
         return await self.transaction(watched, body)
 
-    async def patch_token(self, client_id: str, changes: Mapping[str, Any], actor: str) -> Token:
-        """Change ``user``, ``description``, ``role``, ``access`` or ``expires_at``."""
+    async def patch_token(
+        self,
+        client_id: str,
+        changes: Mapping[str, Any],
+        actor: str,
+        *,
+        unless_changed: Token | None = None,
+    ) -> Token:
+        """Change ``user``, ``description``, ``role``, ``access`` or ``expires_at``.
+
+        With ``unless_changed`` (the record a proposal was made from), a Conflict
+        if the token's access or role is not that record's any more.
+        """
         watched = [keys.token(client_id)]
         if changes.get("user"):
             watched.append(keys.user(changes["user"]))
@@ -65,6 +76,11 @@ class TokenStore(StoreBase):
 
         async def body(pipe: Pipeline) -> Token:
             old = await _read_token(pipe, client_id)
+            if unless_changed and (old.access, old.role) != (
+                unless_changed.access,
+                unless_changed.role,
+            ):
+                raise Conflict("the token's access or role changed meanwhile; nothing was changed")
             new = old.with_changes(**changes)
             if "user" in changes:
                 raw_user = await pipe.hgetall(keys.user(changes["user"]))
@@ -191,6 +207,7 @@ def queue_token_deletion(pipe: Pipeline, token: Token, actor: str) -> None:
     # The history list and the issued-id set stay: the id is never issued again,
     # and its story stays readable.
     pipe.delete(keys.token(token.client_id))
+    pipe.delete(keys.token_uses(token.client_id))  # its observed uses go with it
     graceuses.forget(pipe, [token.client_id])
     pipe.zrem(keys.TOKENS, token.client_id)
     pipe.srem(keys.user_tokens(token.user), token.client_id)
@@ -247,3 +264,12 @@ def _queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, acti
 def _recorded(token: Token, now: datetime) -> dict[str, Any]:
     """What history shows of a token: its public view, and when a regeneration's grace ends."""
     return {**token.public(now), "grace_until": token.grace_until}
+
+
+def queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, action: str) -> None:
+    """Queue ``old`` becoming ``new``, with its indexes and recorded change, on ``pipe``.
+
+    Public for writers outside this module that change one token in a
+    transaction of their own (the leak response, sidecar/store/leaks.py).
+    """
+    _queue_token_update(pipe, old, new, actor, action)

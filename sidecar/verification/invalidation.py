@@ -27,6 +27,9 @@ redis-py resubscribes silently, so the listener trusts nothing it cannot check:
 
 So a change reaches every replica's cache within milliseconds when the
 subscription is up, and within ``cache.max_staleness_seconds`` in any case.
+Each generation applied, and each confirmation (the heartbeat), is told to
+the process's ``presence`` in the replica registry (sidecar/verification/replicas.py),
+which acknowledges it from its own task.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from sidecar.store import keys
 from sidecar.store.changes import Change
 from sidecar.store.epoch import EpochWatch
 from sidecar.verification.cache import CredentialCache
+from sidecar.verification.replicas import Presence
 
 log = logging.getLogger("keystile.invalidation")
 
@@ -102,6 +106,8 @@ class Listener:
         self.on_store_replaced: list[Callable[[], None]] = []
         #: The address of the server subscribed to last (None: not subscribed yet).
         self.server: tuple[Any, ...] | None = None
+        #: This process's entry in the replica registry, told each generation applied.
+        self.presence: Presence | None = None
 
     async def run(self) -> None:
         """Listen until cancelled; a failure drops the cache and starts a new subscription."""
@@ -184,6 +190,8 @@ class Listener:
         else:
             apply(self.cache, kind, target)
         self.known = max(self.known, generation)
+        if self.presence is not None:
+            self.presence.applied(self.known)
 
     def _confirmed(self, marker: str) -> None:
         if self._check is None or marker != self._check[0]:
@@ -194,6 +202,8 @@ class Listener:
             self._flush("missed events")
         self.known = max(self.known, generation)
         self.cache.fresh_until = started + self.max_staleness
+        if self.presence is not None:  # the heartbeat of this replica's registry entry
+            self.presence.confirmed(self.known)
 
     def _store_replaced(self, why: str) -> None:
         """Not the data this process knew: forget the cache, the events seen, every index."""
@@ -203,6 +213,8 @@ class Listener:
         )
         self._flush("store replaced")
         self.known = -1
+        if self.presence is not None:
+            self.presence.forget()
         for hook in self.on_store_replaced:
             hook()
 

@@ -34,6 +34,7 @@ from sidecar.verification.graceuse import GraceUseRecorder
 from sidecar.verification.hashing import HashingPool
 from sidecar.verification.invalidation import Listener, local_hook
 from sidecar.verification.limits import WrongSecretLimiter
+from sidecar.verification.replicas import Presence
 from sidecar.verification.topology import cluster_pool, sentinel_pool
 from sidecar.verification.verifier import Verified, Verifier
 
@@ -46,8 +47,9 @@ RETRY_BACKOFF = ExponentialWithJitterBackoff(base=0.025, cap=0.05)
 PUBLISH_EVERY = 1.0
 
 
-#: Connections of the invalidation listener's own pool: its subscription and its counter reads.
-LISTENER_CONNECTIONS = 2
+#: Connections of the invalidation listener's own pool: its subscription, its counter
+#: reads, and the writes of this replica's registry entry (its acknowledgements).
+LISTENER_CONNECTIONS = 3
 
 
 def redis_client(
@@ -117,6 +119,7 @@ class Verification:
         self.redis_url = redis_url
         self._users = 0
         self._listening: asyncio.Task[None] | None = None
+        self._acknowledging: asyncio.Task[None] | None = None
         # Made here, not in _open, so that `watch` works before the first app starts.
         self.cache: CredentialCache[Verified] = CredentialCache(
             config.cache.max_entries, config.cache.negative_ttl_seconds
@@ -143,6 +146,10 @@ class Verification:
             self.listener_redis, self.cache, config.cache.max_staleness_seconds
         )
         self.watch(self.store)
+        # This process is a replica: it acknowledges what its listener applied.
+        self.presence = Presence(self.listener_redis, config.cache.max_staleness_seconds)
+        self.listener.presence = self.presence
+        self._acknowledging = asyncio.ensure_future(self.presence.run())
         self._listening = asyncio.ensure_future(self.listener.run())
         self.grace_uses = GraceUseRecorder(self.store)
         self.verifier.on_old_secret = self.grace_uses.note
@@ -156,10 +163,13 @@ class Verification:
         self._flushing.cancel()
         await asyncio.gather(self._flushing, return_exceptions=True)
         await self.grace_uses.flush()
-        if self._listening is not None:
-            self._listening.cancel()
+        running = [task for task in (self._listening, self._acknowledging) if task is not None]
+        for task in running:
+            task.cancel()
+        if running:
             # Bounded: a listener stuck in a reconnect must not hold up the shutdown.
-            await asyncio.wait([self._listening], timeout=CLOSE_WAIT)
+            await asyncio.wait(running, timeout=CLOSE_WAIT)
+            await self.presence.leave()  # a clean stop: no longer a live replica
         await self.verifier.close()
         self.pool.close()
         await self.listener_redis.aclose()

@@ -5,7 +5,8 @@ verification (from the cache or not); that is a dict lookup, never a store call.
 task (``run``) flushes what was noted in one batch (``CredentialStore.touch_last_used``,
 one pipelined round trip) every ``flush_period`` seconds, and once more on
 shutdown. A batch that fails is kept and retried with the next one: a store
-outage delays ``last_used_at`` but never a request.
+outage delays ``last_used_at`` but never a request. The same task flushes the
+recorder's ``uses``, the counts per API and method class (sidecar/verification/uses.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from sidecar import clock
 from sidecar.errors import StoreUnavailable
 from sidecar.store.protocol import CredentialStore
+from sidecar.verification.uses import UseCounter
 
 log = logging.getLogger("keystile.usage")
 
@@ -32,8 +34,11 @@ class UsageRecorder:
         store: CredentialStore,
         interval: float,
         monotonic: Callable[[], float] = time.monotonic,
+        usage_days: int = 90,
     ) -> None:
         self.store = store
+        #: Uses per API and method class (sidecar/verification/uses.py), flushed alongside.
+        self.uses = UseCounter(store, usage_days)
         self.interval = interval
         self.flush_period = min(interval, MAX_FLUSH_PERIOD)
         self._monotonic = monotonic
@@ -75,12 +80,15 @@ class UsageRecorder:
         while True:
             await asyncio.sleep(self.flush_period)
             await self.flush()
+            await self.uses.flush()
 
 
 @contextlib.asynccontextmanager
-async def recording(store: CredentialStore, interval: float) -> AsyncIterator[UsageRecorder]:
+async def recording(
+    store: CredentialStore, interval: float, usage_days: int = 90
+) -> AsyncIterator[UsageRecorder]:
     """A recorder whose flusher runs while the block does, and flushes once more at its end."""
-    recorder = UsageRecorder(store, interval)
+    recorder = UsageRecorder(store, interval, usage_days=usage_days)
     flusher = asyncio.create_task(recorder.run(), name="keystile-last-used")
     try:
         yield recorder
@@ -89,3 +97,4 @@ async def recording(store: CredentialStore, interval: float) -> AsyncIterator[Us
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
         await recorder.flush()
+        await recorder.uses.flush()

@@ -1,13 +1,15 @@
 // A token's page: every field of its record and its effective access per API,
 // with "Edit", "Regenerate" (expiration and grace period; the new secret shown
-// once), "Revoke" and "Delete" (both confirmed), and "History". While a
-// regeneration's grace period is open, "Grace period": who still uses the old
-// secret, and "End grace period" (confirmed).
+// once), "Revoke" and "Delete" (both confirmed), and "History"; below, its
+// usage and suggested access (advice.js). While a regeneration's grace period
+// is open, "Grace period": who still uses the old secret, and "End grace
+// period" (confirmed).
 
 import { admin } from './api.js';
 import { append, field, flash, go, h, heading, link, rerender, statusBadge, takeFlash, uid, when } from './dom.js';
 import { confirm, modal, secret } from './dialogs.js';
 import { submitting } from './forms.js';
+import { usageSections } from './advice.js';
 
 const LABEL = { none: 'No access', read: 'Read access', full: 'Full access' };
 
@@ -115,7 +117,7 @@ export async function show(page, ctx) {
   const token = await admin('GET', `/tokens/${encodeURIComponent(clientId)}`);
   const role = token.role ? await admin('GET', `/roles/${encodeURIComponent(token.role)}`).catch(() => null) : null;
   append(page, h('p', { class: 'crumbs' }, link('#/tokens', 'Tokens')), heading(`Token ${token.client_id}`), takeFlash(),
-    actions(token, ctx), record(token), graceSection(token, ctx), accessSummary(token, role, ctx.session.apis));
+    actions(token, ctx), record(token), graceSection(token, ctx), accessSummary(token, role, ctx.session.apis), await usageSections(token, ctx));
 }
 
 // -- rotation evidence: the old secret's uses during a grace period ----------------

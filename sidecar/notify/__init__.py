@@ -1,0 +1,1 @@
+"""Expiry and leak notices to the ``[[notify]]`` webhooks (spec section 10, docs/notify.md)."""

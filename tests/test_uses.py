@@ -1,0 +1,91 @@
+"""Counting uses per API and method class (sidecar/verification/uses.py) into a real Redis
+(sidecar/store/uses.py), and the pure proposal made from them (admin/advice.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import redis.asyncio as aioredis
+
+from admin.advice import ApiUses, advise
+from sidecar.store import keys
+from sidecar.store.management import AdminStore
+from sidecar.store.uses import read_uses
+from sidecar.verification.uses import UseCounter
+from tests.kits.redis import make_config, seed_token
+
+APIS = ("orders", "billing")
+
+
+class Days:
+    """A settable UTC day for the counter."""
+
+    def __init__(self, today: date) -> None:
+        self.today = today
+
+    def __call__(self) -> date:
+        return self.today
+
+
+async def test_replicas_add_up_and_old_days_are_trimmed(store: AdminStore) -> None:
+    """Two counters add to one count; a batch on a later day drops days past usage_days."""
+    issued = await seed_token(store, make_config())
+    client_id = issued.token.client_id
+    days = Days(date(2026, 11, 1))
+    first, second = UseCounter(store, 10, days), UseCounter(store, 10, days)
+    for counter in (first, second):
+        counter.note(client_id, "orders", "GET")
+        counter.note(client_id, "orders", "DELETE")
+        await counter.flush()
+    days.today = date(2026, 11, 20)
+    first.note(client_id, "billing", "HEAD")
+    await first.flush()
+
+    kept = await read_uses(store, client_id, "2000-01-01")
+    ttl = await store.redis.ttl(keys.token_uses(client_id))
+
+    assert [(d.day, d.api, d.safe, d.unsafe) for d in kept] == [("2026-11-20", "billing", 1, 0)]
+    assert 9 * 86400 < ttl <= 10 * 86400
+
+
+async def test_a_failed_flush_is_kept_and_sent_later(redis_url: str, store: AdminStore) -> None:
+    """Counts noted while the store does not answer are written by a later flush."""
+    impatient = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=0.2)
+    issued = await seed_token(store, make_config())
+    counter = UseCounter(AdminStore(impatient), 90)
+    counter.note(issued.token.client_id, "orders", "POST")
+    await store.redis.execute_command("CLIENT", "PAUSE", "600", "ALL")
+    during = await counter.flush()
+    await asyncio.sleep(0.7)
+    counter.note(issued.token.client_id, "orders", "POST")
+    after = await counter.flush()
+    kept = await read_uses(store, issued.token.client_id, "2000-01-01")
+    await impatient.aclose()
+    assert (during, after) == (0, 1)
+    assert [(d.safe, d.unsafe) for d in kept] == [(0, 2)]
+
+
+async def test_uses_of_a_deleted_token_write_nothing(store: AdminStore) -> None:
+    """Counting a token deleted meanwhile leaves no usage hash behind."""
+    counter = UseCounter(store, 90)
+    counter.note("A" * 22, "orders", "GET")
+    await counter.flush()
+    assert await store.redis.exists(keys.token_uses("A" * 22)) == 0
+
+
+def test_a_role_wildcard_is_closed_in_the_token_map() -> None:
+    """A role granting "*": full gets explicit entries for what was used, and "*": none."""
+    uses = [ApiUses("orders", safe=3)]
+    found = advise({}, "ops", {"*": "full"}, APIS, uses)
+    assert found.proposed == {"orders": "read", "admin": "full", "*": "none"}
+    assert found.changes == {"orders": ["full", "read"], "billing": ["full", "none"]}
+    assert any("'ops'" in note for note in found.notes)
+
+
+def test_admin_level_is_kept_and_role_match_needs_no_entry() -> None:
+    """The admin level stays; an API where the role's level is what was needed needs no entry."""
+    uses = [ApiUses("orders", unsafe=1)]
+    found = advise({"admin": "read", "billing": "full"}, "w", {"orders": "full"}, APIS, uses)
+    assert found.proposed == {"admin": "read"}
+    assert found.changes == {"billing": ["full", "none"]}
