@@ -57,7 +57,7 @@ def _flat(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-OWN_HELP = """List, create, revoke and delete your own tokens.
+OWN_HELP = """List, create, revoke and delete your own tokens, and end their grace.
 
 \b
 Examples:
@@ -118,3 +118,11 @@ def delete_own(client_ids: tuple[str, ...], yes: bool) -> None:
         session.call("DELETE", f"/me/tokens/{segment(client_id)}")
         if not session.output.json:
             click.echo(f"deleted token {client_id}")
+
+
+@command(own, "end-grace", "End the grace period of a token of your own: its old secret stops.",
+         "keystile me tokens end-grace 3kT9yQ0bW2nLx8RfA1cVzD")  # fmt: skip
+@click.argument("client_id")
+def end_own_grace(client_id: str) -> None:
+    session = Session.current()
+    token_record(session, session.call("POST", f"/me/tokens/{segment(client_id)}/end-grace"))

@@ -121,9 +121,9 @@ def test_regenerate_with_grace_keeps_the_old_secret_for_a_while(ks: Deployment) 
 
 
 def test_show_has_the_grace_block_and_end_grace_ends_it(ks: Deployment) -> None:
-    """`tokens show` lists who used the old secret; `end-grace` stops it; --json is the API's."""
+    """`tokens show` lists who used the old secret; `end-grace` (and `me`'s) stops it."""
     client_id, old = new_token(ks, "graced", "--access", "orders=read")
-    ks.ok("tokens", "regenerate", client_id, "--grace", "600", "--quiet")
+    new = ks.ok("tokens", "regenerate", client_id, "--grace", "600", "--quiet").out.strip()
     assert ks.proxy_get("/orders/1", old)[0] == 200
     for _ in range(40):  # the uses are written within a second
         if ks.admin_get(f"/tokens/{client_id}")["grace"]["old_secret_uses"]:
@@ -139,6 +139,9 @@ def test_show_has_the_grace_block_and_end_grace_ends_it(ks: Deployment) -> None:
     ended = ks.ok("tokens", "end-grace", client_id, "--json").json()
     assert ended["grace"] is None and ks.proxy_get("/orders/1", old)[0] == 401
     assert ks.cli("tokens", "end-grace", client_id).code != 0
+    newest = ks.ok("tokens", "regenerate", client_id, "--grace", "600", "--quiet").out.strip()
+    ks.ok("me", "tokens", "end-grace", client_id, token=newest)  # self-service
+    assert ks.proxy_get("/orders/1", new)[0] == 401
 
 
 def test_revoke_and_delete_several_and_by_user(ks: Deployment) -> None:
