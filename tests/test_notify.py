@@ -213,7 +213,7 @@ async def test_a_notice_held_by_a_crashed_replica_is_taken_over(
 async def test_serve_calls_a_hanging_webhook_without_delaying_a_proxied_request(
     store: AdminStore, redis_url: str, stack: AsyncExitStack, tmp_path: Path
 ) -> None:
-    """Requests answer at once while webhook calls hang; no secret logged; unsigned hook warned."""
+    """Requests answer at once while hooks hang; no secret logged; unsigned warned; lease freed."""
     receiver = await stack.enter_async_context(receiving(Receiver(hang=True)))
     upstream = Upstream()
     await upstream.start()
@@ -231,6 +231,7 @@ async def test_serve_calls_a_hanging_webhook_without_delaying_a_proxied_request(
         for n in range(5):
             await queue_leak(store, f"leaked{n}", "alice")
         await receiver.wait_for(2)
+        leased = await store.redis.exists(keys.NOTIFY_SCAN_LEASE)
         started = time.monotonic()
         async with aiohttp.ClientSession() as http:
             headers = {"Authorization": f"Bearer {issued.bearer}"}
@@ -241,6 +242,7 @@ async def test_serve_calls_a_hanging_webhook_without_delaying_a_proxied_request(
         elapsed = time.monotonic() - started
 
     assert elapsed < 3  # the webhook has been hanging all along, for up to 30 s a call
+    assert leased and not await store.redis.exists(keys.NOTIFY_SCAN_LEASE)  # released on stop
     delivered = [call.headers["Keystile-Delivery"] for call in receiver.calls]
     assert len(set(delivered)) == len(delivered)  # each worker took its own notices
     assert process.stderr is not None
