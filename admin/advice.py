@@ -92,7 +92,8 @@ def advise(
     }
     proposed = {api: level.value for api, level in wanted.items()}
     # A "*" (the token's, or the role's) would open every API configured later: close it.
-    close_rest = WILDCARD in access or effective_level(WILDCARD, {}, role_map) is not Level.NONE
+    role_opens = effective_level(WILDCARD, {}, role_map) is not Level.NONE
+    close_rest = WILDCARD in access or role_opens
     if close_rest:
         proposed[WILDCARD] = Level.NONE.value
     changes = {
@@ -103,7 +104,7 @@ def advise(
     # effective_level on "*" is the level of an API no map names (one configured later).
     later = effective_level(WILDCARD, proposed, role_map)
     unchanged = not changes and later is effective_level(WILDCARD, access, role_map)
-    return Advice(dict(access), proposed, changes, _notes(role, role_map), unchanged)
+    return Advice(dict(access), proposed, changes, _notes(role, role_opens), unchanged)
 
 
 def targets(access: AccessMap, apis: Sequence[str]) -> tuple[str, ...]:
@@ -116,14 +117,14 @@ def _at_most(level: Level, current: Level) -> Level:
     return level if level_rank(level) <= level_rank(current) else current
 
 
-def _notes(role: str | None, role_map: AccessMap) -> list[str]:
+def _notes(role: str | None, role_opens: bool) -> list[str]:
     if not role:
         return []
     notes = [
         f"the role {role!r} stays: the token's own entries come first, so the proposal"
         " names every API and the role no longer decides any of them for this token"
     ]
-    if WILDCARD in role_map:
+    if role_opens:
         notes.append(
             f"'*': 'none' keeps APIs configured later closed, which the role {role!r} would open"
         )
