@@ -4,14 +4,15 @@
 API; ``advise`` proposes the tightest access map that would have allowed
 every use in it, API by API: an unsafe use needs ``full``, safe uses only
 need ``read``, no use needs ``none``. It never proposes more than the token
-has now (least privilege only tightens), and it leaves the ``admin`` level
-as it is: admin calls are not counted, and advice that locked an operator
-out of the admin API could only be undone with ``keystile bootstrap``.
+has now (least privilege only tightens). The proposal names every API
+explicitly: each configured one, ``admin`` (whose calls are counted like any
+API's, admin/views_shared.py) and any other key of the token's map, with
+``"*": "none"`` when a ``"*"`` (the token's or its role's) would open APIs
+configured later; so ``proposed[api]`` is always there to read.
 
 A role stays on the token: the token's own entries come first (spec section
-1), so the proposal writes an entry wherever the role would grant another
-level than the uses need, and ``"*": "none"`` when the role's ``"*"`` would
-open APIs configured later. docs/least-privilege.md has the reasoning.
+1), so explicit entries decide every API whatever the role grants.
+docs/least-privilege.md has the reasoning.
 Pure module.
 """
 
@@ -53,6 +54,8 @@ class Advice:
     proposed: dict[str, str]
     changes: dict[str, list[str]]
     notes: list[str] = field(default_factory=list)
+    #: Applying would change no effective level, nor that of APIs configured later.
+    unchanged: bool = False
 
 
 def per_api(days: Sequence[DayUses], apis: Sequence[str]) -> list[ApiUses]:
@@ -80,21 +83,17 @@ def advise(
     apis: Sequence[str],
     uses: Sequence[ApiUses],
 ) -> Advice:
-    """The tightest access map that allows every use in ``uses`` on the configured ``apis``."""
+    """The tightest access map that allows every use in ``uses``, every API named in it."""
     role_map = role_access or {}
     used = {use.api: needed(use) for use in uses}
     wanted = {
         api: _at_most(used.get(api, Level.NONE), effective_level(api, access, role_map))
-        for api in apis
+        for api in targets(access, apis)
     }
-    wanted[ADMIN_API] = effective_level(ADMIN_API, access, role_map)
-    # A role's "*" would open every API configured later: close it in the token's own map.
-    close_rest = effective_level(WILDCARD, {}, role_map) is not Level.NONE
-    proposed = {}
-    for api, level in wanted.items():
-        fallback = Level.NONE if close_rest else effective_level(api, {}, role_map)
-        if level is not fallback:
-            proposed[api] = level.value
+    proposed = {api: level.value for api, level in wanted.items()}
+    # A "*" (the token's, or the role's) would open every API configured later: close it.
+    role_opens = effective_level(WILDCARD, {}, role_map) is not Level.NONE
+    close_rest = WILDCARD in access or role_opens
     if close_rest:
         proposed[WILDCARD] = Level.NONE.value
     changes = {
@@ -102,21 +101,30 @@ def advise(
         for api, level in wanted.items()
         if (now := effective_level(api, access, role_map)) is not level
     }
-    return Advice(dict(access), proposed, changes, _notes(role, close_rest))
+    # effective_level on "*" is the level of an API no map names (one configured later).
+    later = effective_level(WILDCARD, proposed, role_map)
+    unchanged = not changes and later is effective_level(WILDCARD, access, role_map)
+    return Advice(dict(access), proposed, changes, _notes(role, role_opens), unchanged)
+
+
+def targets(access: AccessMap, apis: Sequence[str]) -> tuple[str, ...]:
+    """The APIs a proposal names: the configured ones, ``admin``, then any other in ``access``."""
+    named = (*apis, ADMIN_API)
+    return (*named, *sorted(k for k in access if k not in named and k != WILDCARD))
 
 
 def _at_most(level: Level, current: Level) -> Level:
     return level if level_rank(level) <= level_rank(current) else current
 
 
-def _notes(role: str | None, close_rest: bool) -> list[str]:
-    notes = ["admin calls are not counted: the level on admin stays as it is"]
-    if role:
-        notes.append(
-            f"the role {role!r} stays: the token's own entries override it, so the proposal"
-            " names each API where the role grants more than the uses needed"
-        )
-    if close_rest:
+def _notes(role: str | None, role_opens: bool) -> list[str]:
+    if not role:
+        return []
+    notes = [
+        f"the role {role!r} stays: the token's own entries come first, so the proposal"
+        " names every API and the role no longer decides any of them for this token"
+    ]
+    if role_opens:
         notes.append(
             f"'*': 'none' keeps APIs configured later closed, which the role {role!r} would open"
         )

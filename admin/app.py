@@ -67,6 +67,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     async with runtime.for_app(app, config, app[REDIS_URL]).used() as shared:
         # On the process's one store pool, so that ``redis.max_connections`` bounds it all.
         store = AdminStore(shared.redis, Durability.from_config(config.redis))
+        # A token written already inside a [[notify]] threshold is noticed by its write.
+        store.notice_days = notifier.thresholds(config)
         # This process's cache drops what a write changes before the call answers.
         shared.watch(store)
         app[STORE] = store

@@ -14,7 +14,12 @@ call: this process's writes drop its cache entries before they answer
 Every refusal is the proxy's one ``InvalidToken``; every acceptance sets the
 token's ``last_used_at``, batched as the proxy's (verification.usage): a token
 used only on the admin API is in use, and a clean-up of tokens unused for
-months must not find an admin's working token among them. A request that
+months must not find an admin's working token among them. An authorized
+admin call (``admin_caller``, console sessions included; never a ``/me``
+one, which needs no admin level) is also a use of the API ``admin``
+(``used_admin``): one dict increment in the same batched recorder as the
+proxy's uses, so the advice (admin/advice.py) sees what admin access a token
+needed. A request that
 presents a credential is judged by it alone, never by a console cookie it may
 also carry.
 """
@@ -25,7 +30,7 @@ import functools
 
 from aiohttp import web
 
-from admin.authz import Caller
+from admin.authz import ADMIN_API, Caller
 from admin.console.auth import COOKIE, ConsoleAuth, caller_of
 from sidecar.credentials import Presented
 from sidecar.errors import KeystileError
@@ -46,6 +51,10 @@ class AdminVerifier:
         record = outcome_of(request)
         verified = await self.authenticator.authenticate(request.headers, record, session)
         return caller_of(verified)
+
+    def used_admin(self, caller: Caller, method: str) -> None:
+        """Count an authorized admin call as a use of ``admin`` (a dict increment)."""
+        self.authenticator.usage.uses.note(caller.client_id, ADMIN_API, method)
 
     async def verify(self, presented: Presented, request: web.Request) -> Caller:
         """``presented`` (a console sign-in's) through the proxy's verifier and its records."""

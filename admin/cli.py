@@ -177,9 +177,11 @@ def _workers(count: int | None) -> int | None:
 def _serve(config: configuration.Config, count: int | None) -> int:
     from admin import serve as runtime
     from admin import workers
+    from sidecar.notify import notifier
     from sidecar.verification.hashing import cores
 
     runtime.warn_if_nothing_to_proxy(config)
+    notifier.warn_if_unsigned(config)
     count = count or cores()
     if count == 1:
         workers.run(runtime.serve(config))

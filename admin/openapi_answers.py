@@ -236,6 +236,7 @@ REPLICA = {
     "version": STRING,
     "started": TIMESTAMP,
     "generation": {"type": "integer", "description": "the last generation it applied"},
+    "last_generation_applied": {"type": "integer", "description": "the same as generation"},
     "lag": {**COUNT, "description": "the store's generation minus the one applied"},
     "seen_at": TIMESTAMP,
 }

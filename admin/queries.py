@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from admin.errors import BadRequest
+from admin.values import unicode_text
 from sidecar import clock
 from sidecar.records import TOKEN_STATUSES
 
@@ -104,6 +105,11 @@ def _as_is(raw: str | None, _apis: frozenset[str]) -> str | None:
 
 def read(table: Sequence[Param], params: Mapping[str, str], apis: frozenset[str]) -> dict[str, Any]:
     """Each parameter of ``table``, read from ``params`` (a 400 naming the first bad one)."""
+    for param in table:
+        if (raw := params.get(param.name)) is not None:
+            # Unreachable through a URL (its bytes decode with replacement), but a
+            # caller of this pure reader may pass any str: refuse a lone surrogate.
+            unicode_text(raw, param.name)
     return {param.name: param.read(params.get(param.name), apis) for param in table}
 
 

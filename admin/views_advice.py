@@ -7,7 +7,10 @@ same store call as ``PATCH /tokens/{id}`` (one transaction, history action
 enforces the new map before the call answers. A proposal equal to the
 token's map changes nothing and records nothing. Any token may read the usage
 and advice of its own user's tokens under ``/me/tokens/{id}``; applying stays
-an admin change.
+an admin change. Admin calls are uses of ``admin`` (counted in
+``views_shared.admin_caller``), so the proposal can narrow admin access too;
+a token applying its own advice is refused (409) when that would leave it
+without ``full`` on ``admin``, the level needed to undo it (docs/choices.md).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from admin import advice, queries, schema
+from admin.authz import ADMIN_API, Caller
 from admin.errors import Conflicting, NotFound
 from admin.state import RULES, STORE
 from admin.views_shared import (
@@ -28,6 +32,7 @@ from admin.views_shared import (
     token_view,
 )
 from sidecar import clock
+from sidecar.policy import Level
 from sidecar.records import Token
 from sidecar.store.uses import read_uses
 from sidecar.usedays import first_day
@@ -77,18 +82,26 @@ async def my_token_usage(request: web.Request) -> web.Response:
 
 async def _usage(request: web.Request, window: Window, token: Token) -> web.Response:
     days = await read_uses(request.app[STORE], token.client_id, window.since)
-    apis = request.app[RULES].apis
+    apis = (*request.app[RULES].apis, ADMIN_API)
     return answer(
         advice.usage_view(token.client_id, window.days, window.since, window.today, days, apis)
     )
 
 
 async def _advice(request: web.Request, token: Token, window: Window) -> dict[str, object]:
+    return (await _proposal(request, token, window))[0]
+
+
+async def _proposal(
+    request: web.Request, token: Token, window: Window
+) -> tuple[dict[str, object], advice.Advice]:
     store, apis = request.app[STORE], request.app[RULES].apis
     role = await store.get_role(token.role) if token.role else None
-    uses = advice.per_api(await read_uses(store, token.client_id, window.since), apis)
+    counted = await read_uses(store, token.client_id, window.since)
+    uses = advice.per_api(counted, (*apis, ADMIN_API))
     found = advice.advise(token.access, token.role, role.access if role else None, apis, uses)
-    return advice.advice_view(token.client_id, window.days, window.since, token.role, found, uses)
+    view = advice.advice_view(token.client_id, window.days, window.since, token.role, found, uses)
+    return view, found
 
 
 @routes.get(BASE + "/advice")
@@ -112,11 +125,14 @@ async def apply_advice(request: web.Request) -> web.Response:
     days, expected = schema.advice_apply(await read_body(request, optional=True), rules)
     token = await _token(request)
     window = _window(days or min(advice.DEFAULT_DAYS, rules.usage_days))
-    proposed = (await _advice(request, token, window))["proposed"]
+    proposal = (await _proposal(request, token, window))[1]
+    proposed = proposal.proposed
     if expected is not None and expected != proposed:
         message = "the proposal is not the one expected any more; nothing was changed"
         raise Conflicting(message, field="expected")
-    if proposed == token.access:
+    _not_locked_out(found, token, proposed)
+    # Explicit "none" entries that change no level are not worth a history entry.
+    if proposed == token.access or proposal.unchanged:
         return answer(token_view(token))
     changes = {"access": proposed}
     store = request.app[STORE]
@@ -125,3 +141,14 @@ async def apply_advice(request: web.Request) -> web.Response:
         token.client_id, changes, found.username, unless_changed=token
     )
     return answer(token_view(updated))
+
+
+def _not_locked_out(found: Caller, token: Token, proposed: dict[str, str]) -> None:
+    """409 when the calling token would lose ``full`` on ``admin``: it could not undo this."""
+    if found.client_id != token.client_id or proposed[ADMIN_API] == Level.FULL.value:
+        return
+    message = (
+        "applying this would leave the calling token without full access to the admin API;"
+        " apply it with another admin token"
+    )
+    raise Conflicting(message, field="access.admin")

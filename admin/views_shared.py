@@ -32,9 +32,11 @@ async def caller(request: web.Request) -> Caller:
 
 
 async def admin_caller(request: web.Request) -> Caller:
-    """A token with ``read`` on ``admin`` (GETs) or ``full`` (everything else)."""
+    """A token with ``read`` on ``admin`` (GETs) or ``full`` (everything else); counted as a use."""
     found = await caller(request)
     require_admin(found, request.method)
+    # Authorized, as a forwarded proxy request: a use of the API `admin` (least-privilege.md).
+    request.app[VERIFIER].used_admin(found, request.method)
     return found
 
 

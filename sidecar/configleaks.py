@@ -28,7 +28,7 @@ class LeaksConfig:
         ' `{"*": "none"}`, no role: it authenticates but reaches nothing)',
     )
     rate_per_minute: int = key(
-        10,
+        60,
         integer(0),
         "reports accepted from one client address per minute, across replicas; past it 429;"
         " `0`: no limit",

@@ -5,6 +5,8 @@ webhook, and ``[notices]``, how they are found and delivered; each declared once
 A webhook's ``secret`` may come from the file or, better, from the variable
 ``secret_env`` names; either way it is read once, here, and a ``WebhookConfig``
 never shows it in its ``repr`` (config objects end up in tracebacks and logs).
+A webhook with neither is allowed and called unsigned; ``unsigned`` names
+them for the warning ``serve`` logs at start.
 Read through ``sidecar.config``. Pure module: no aiohttp, no redis.
 """
 
@@ -66,7 +68,8 @@ class WebhookConfig:
     secret: str = key(
         "",
         Check(_secret, "string", typed_env=False),
-        "the HMAC-SHA256 key of the `Keystile-Signature` header; prefer `secret_env`",
+        "the HMAC-SHA256 key of the signature headers; prefer `secret_env`; "
+        "with neither, calls are unsigned (a warning at start)",
         shown="none",
     )
     secret_env: str = key(
@@ -95,7 +98,7 @@ class NoticesConfig:
     """How notices are found and delivered, for every webhook (sidecar/notify/)."""
 
     scan_seconds: float = key(
-        600.0,
+        60.0,
         number(0, "seconds"),
         "time between two passes over the tokens looking for expiries (one replica runs each)",
     )
@@ -116,6 +119,11 @@ class NoticesConfig:
         "a notice held this long by a replica that stopped answering is taken over by another",
     )
     concurrency: int = key(16, integer(1, 1024), "notices being delivered at once, per process")
+
+
+def unsigned(hooks: tuple[WebhookConfig, ...]) -> list[str]:
+    """The ``notify[i].secret`` keys of the webhooks that will be called unsigned."""
+    return [f"notify[{i}].secret" for i, hook in enumerate(hooks) if not hook.secret]
 
 
 def webhooks(
@@ -147,6 +155,4 @@ def _webhook(
         hook = replace(hook, secret=environ.get(hook.secret_env, ""))
         if not hook.secret:
             problems.append(f"{where}.secret_env: the variable {hook.secret_env} is unset or empty")
-    elif not hook.secret:
-        problems.append(f"{where}.secret: required (or secret_env)")
     return hook if len(problems) == before else None

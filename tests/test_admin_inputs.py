@@ -300,3 +300,12 @@ async def test_a_lone_surrogate_in_stored_text_is_a_400_naming_the_field(admin: 
     for method, path, raw, name in sent:
         reply = await admin.call(method, path, data=raw, headers=json_type)
         assert (reply.status, reply.body.get("field")) == (400, name), (path, reply.body)
+
+
+@pytest.mark.parametrize("parameter", ["user", "role"])
+def test_a_lone_surrogate_in_a_text_parameter_is_a_400_naming_it(parameter: str) -> None:
+    """``user`` and ``role`` given text no store can encode are refused, the parameter named."""
+    with pytest.raises(BadRequest) as refused:
+        queries.token_query({parameter: "\ud800"}, frozenset())
+
+    assert refused.value.field == parameter

@@ -55,6 +55,7 @@ async def test_uses_are_counted_per_api_and_method_class(admin: Harness) -> None
     assert usage["items"] == [
         {"api": "orders", "safe": 2, "unsafe": 1, "last_day": today},
         {"api": "billing", "safe": 1, "unsafe": 0, "last_day": today},
+        {"api": "admin", "safe": 0, "unsafe": 0, "last_day": None},
     ]
     assert usage["window_days"] == 30 and usage["until"] == today
     assert {(d["day"], d["api"]) for d in usage["days"]} == {(today, "orders"), (today, "billing")}
@@ -87,9 +88,22 @@ async def test_advice_tightens_full_to_read_and_unused_to_none(admin: Harness) -
     assert reply.status == 200
     assert reply.body["window_days"] == 7
     assert reply.body["current"] == {"orders": "full", "billing": "full"}
-    assert reply.body["proposed"] == {"orders": "read"}
+    assert reply.body["proposed"] == {"orders": "read", "billing": "none", "admin": "none"}
     assert reply.body["changes"] == {"orders": ["full", "read"], "billing": ["full", "none"]}
     assert reply.body["uses"]["orders"] == {"safe": 1, "unsafe": 0}
+
+
+async def test_proposal_names_every_api_with_none_where_never_called(admin: Harness) -> None:
+    """Used only for POST /orders: proposed keeps orders full and states billing none."""
+    token = await admin.token(user="alice", access={"orders": "full", "billing": "full"})
+    assert await _send(admin, "POST", "/orders", token["token"]) == 200
+    await _usage_once_counted(admin, token["client_id"], 1)
+
+    reply = await admin.call("GET", f"/tokens/{token['client_id']}/advice")
+    proposed = reply.body["proposed"]
+
+    assert (proposed["orders"], proposed["billing"], proposed["admin"]) == ("full", "none", "none")
+    assert reply.body["changes"] == {"billing": ["full", "none"]}
 
 
 async def test_advice_never_widens_and_unused_token_gets_none(admin: Harness) -> None:
@@ -100,7 +114,7 @@ async def test_advice_never_widens_and_unused_token_gets_none(admin: Harness) ->
 
     reply = await admin.call("GET", f"/tokens/{token['client_id']}/advice")
 
-    assert reply.body["proposed"] == {"orders": "read"}
+    assert reply.body["proposed"] == {"orders": "read", "billing": "none", "admin": "none"}
     assert reply.body["changes"] == {"billing": ["full", "none"]}
 
 
@@ -113,10 +127,11 @@ async def test_apply_is_a_recorded_edit_the_proxy_enforces_at_once(admin: Harnes
     reply = await admin.call("POST", f"/tokens/{token['client_id']}/advice/apply")
     history = await admin.call("GET", f"/tokens/{token['client_id']}/history")
 
-    assert reply.status == 200 and reply.body["access"] == {"orders": "read"}
+    after = {"orders": "read", "billing": "none", "admin": "none"}
+    assert reply.status == 200 and reply.body["access"] == after
     last = history.body["items"][-1]
     assert (last["action"], last["actor"]) == ("updated", "root")
-    assert last["changes"]["access"] == [{"orders": "full"}, {"orders": "read"}]
+    assert last["changes"]["access"] == [{"orders": "full"}, after]
     assert await _send(admin, "DELETE", "/orders/1", token["token"]) == 403
     assert await _send(admin, "GET", "/orders/1", token["token"]) == 200
 

@@ -248,4 +248,4 @@ def test_usage_and_advice_then_apply_with_yes(ks: Deployment) -> None:
     assert "full -> read" in advice
     assert as_json == from_api
     assert refused.code == 2 and "--yes" in refused.err
-    assert applied["access"] == {"orders": "read"}
+    assert applied["access"] == {"orders": "read", "admin": "none"}

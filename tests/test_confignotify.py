@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from sidecar.config import ConfigError, parse
+from sidecar.config import ConfigError, NoticesConfig, parse
+from sidecar.confignotify import unsigned
 
 HOOK = {"url": "https://hooks.example.org/k", "secret": "s3cret-value"}
 
@@ -34,7 +35,6 @@ def test_a_webhook_gets_the_documented_defaults() -> None:
         ({**HOOK, "url": "ftp://hooks.example.org"}, "notify[0].url: is not an http"),
         ({**HOOK, "url": 42}, "notify[0].url:"),
         ({"secret": "x"}, "notify[0].url: required"),
-        ({"url": HOOK["url"]}, "notify[0].secret: required"),
         ({**HOOK, "days_before": [7, 0]}, "notify[0].days_before:"),
         ({**HOOK, "days_before": []}, "notify[0].days_before:"),
         ({**HOOK, "events": ["token.deleted"]}, "notify[0].events:"),
@@ -73,6 +73,19 @@ def test_a_webhook_never_shows_its_secret_or_url_in_its_repr() -> None:
     config = parse({"notify": [{**HOOK, "url": "https://u:pw@hooks.example.org/k"}]}, {})
 
     assert "s3cret-value" not in repr(config) and "pw@" not in repr(config)
+
+
+def test_a_webhook_without_a_secret_is_accepted_and_named_as_unsigned() -> None:
+    """Neither secret nor secret_env: the start goes on, and unsigned() names notify[i].secret."""
+    config = parse({"notify": [HOOK, {"url": HOOK["url"]}]}, {})
+
+    assert [hook.secret for hook in config.notify] == ["s3cret-value", ""]
+    assert unsigned(config.notify) == ["notify[1].secret"]
+
+
+def test_expiries_are_scanned_every_minute_by_default() -> None:
+    """notices.scan_seconds defaults to 60: a missed notice waits at most a minute."""
+    assert NoticesConfig().scan_seconds == 60.0
 
 
 def test_notices_keys_read_from_the_file_and_the_environment() -> None:

@@ -432,4 +432,19 @@ def test_token_page_shows_usage_and_applies_the_suggestion(console: Console) -> 
     page.get_by_role("dialog").get_by_role("button", name="Apply").click()
 
     expect(page.locator(".notice")).to_contain_text("Applied the suggested access")
-    assert console.api("GET", f"/tokens/{made['client_id']}")[1]["access"] == {"orders": "read"}
+    after = {"orders": "read", "billing": "none", "admin": "none"}
+    assert console.api("GET", f"/tokens/{made['client_id']}")[1]["access"] == after
+
+
+def test_own_token_page_does_not_offer_to_take_its_own_admin_access(console: Console) -> None:
+    """Signed in with a token that only read: its own page shows the hint and no Apply button."""
+    made = console.token("vera", access={"admin": "full"})
+    page = console.signed_in(made["token"])
+    page.goto(f"{console.admin_url}/#/tokens/{made['client_id']}")
+
+    suggested = page.locator("table.suggestion tbody")
+    expect(suggested.locator("tr", has_text="admin").locator("td").first).to_have_text(
+        "Full access"
+    )
+    expect(page.locator("section.advice")).to_contain_text("the token you signed in with")
+    expect(page.get_by_role("button", name="Apply suggestion")).to_have_count(0)

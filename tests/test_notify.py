@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +24,7 @@ from sidecar.notify import expiry, notifier, signing
 from sidecar.notify.delivery import backoff
 from sidecar.store import keys, notices
 from sidecar.store.management import AdminStore
+from tests.kits.admin import harness
 from tests.kits.processes import serving, write_config
 from tests.kits.proxy import Upstream, running
 from tests.kits.redis import make_config, seed_token
@@ -210,7 +213,7 @@ async def test_a_notice_held_by_a_crashed_replica_is_taken_over(
 async def test_serve_calls_a_hanging_webhook_without_delaying_a_proxied_request(
     store: AdminStore, redis_url: str, stack: AsyncExitStack, tmp_path: Path
 ) -> None:
-    """Proxied requests answer at once while serve's webhook calls hang; no log holds the secret."""
+    """Requests answer at once while hooks hang; no secret logged; unsigned warned; lease freed."""
     receiver = await stack.enter_async_context(receiving(Receiver(hang=True)))
     upstream = Upstream()
     await upstream.start()
@@ -218,7 +221,9 @@ async def test_serve_calls_a_hanging_webhook_without_delaying_a_proxied_request(
     path = tmp_path / "keystile.toml"
     ports = write_config(path, upstream.url, redis_url)
     hook = f'url = "{receiver.url}"\nsecret_env = "KEYSTILE_TEST_HOOK_SECRET"\ntimeout = 30'
-    path.write_text(f"{path.read_text()}\n[notices]\nconcurrency = 2\n[[notify]]\n{hook}\n")
+    unsigned = 'url = "http://127.0.0.1:9/unsigned"\nevents = ["token.expiring"]'
+    notify = f"[[notify]]\n{hook}\n[[notify]]\n{unsigned}\n"
+    path.write_text(f"{path.read_text()}\n[notices]\nconcurrency = 2\n{notify}")
     issued = await seed_token(store, make_config(), access={"orders": "read"})
     env = {"KEYSTILE_TEST_HOOK_SECRET": SECRET}
 
@@ -226,6 +231,7 @@ async def test_serve_calls_a_hanging_webhook_without_delaying_a_proxied_request(
         for n in range(5):
             await queue_leak(store, f"leaked{n}", "alice")
         await receiver.wait_for(2)
+        leased = await store.redis.exists(keys.NOTIFY_SCAN_LEASE)
         started = time.monotonic()
         async with aiohttp.ClientSession() as http:
             headers = {"Authorization": f"Bearer {issued.bearer}"}
@@ -236,10 +242,15 @@ async def test_serve_calls_a_hanging_webhook_without_delaying_a_proxied_request(
         elapsed = time.monotonic() - started
 
     assert elapsed < 3  # the webhook has been hanging all along, for up to 30 s a call
+    assert leased and not await store.redis.exists(keys.NOTIFY_SCAN_LEASE)  # released on stop
     delivered = [call.headers["Keystile-Delivery"] for call in receiver.calls]
     assert len(set(delivered)) == len(delivered)  # each worker took its own notices
     assert process.stderr is not None
-    assert SECRET not in (await process.stderr.read()).decode()
+    logged = (await process.stderr.read()).decode()
+    assert SECRET not in logged
+    warned = [line for line in logged.splitlines() if "called unsigned" in line]
+    assert len(warned) == 1 and "notify[1].secret" in warned[0]
+    assert "notify[0]" not in warned[0]
 
 
 def test_the_signature_binds_the_body_the_secret_and_a_recent_time() -> None:
@@ -350,3 +361,98 @@ async def test_a_leak_report_through_the_proxy_reaches_the_webhook(
         "revoke",
     )
     assert env.tokens.full_secret not in receiver.calls[0].body.decode()
+
+
+async def test_a_token_created_through_the_api_inside_a_threshold_is_noticed_at_once(
+    redis_url: str, stack: AsyncExitStack
+) -> None:
+    """POST /tokens expiring in 5 days: one token.expiring (7) within 2 s, not at the next scan."""
+    receiver = await stack.enter_async_context(receiving(Receiver()))
+    hook = {"url": receiver.url, "secret": SECRET, "timeout": 2}
+    admin = await stack.enter_async_context(
+        harness(redis_url, notify=[hook], notices={"scan_seconds": 600})
+    )
+    await admin.user("alice")
+    await asyncio.sleep(0.3)  # the start's scan has run (nothing due) and sleeps 600 s
+
+    expires_at = clock.to_rfc3339(clock.now() + timedelta(days=5))
+    created = await admin.token(user="alice", expires_at=expires_at)
+    await receiver.wait_for(1, within=2)
+    await asyncio.sleep(0.3)
+
+    assert len(receiver.calls) == 1
+    body = receiver.calls[0].json
+    assert (body["event"], body["client_id"], body["days_before"]) == (
+        "token.expiring",
+        created["client_id"],
+        7,
+    )
+
+
+async def test_a_patch_or_regeneration_into_a_threshold_queues_its_notice_in_the_write(
+    store: AdminStore,
+) -> None:
+    """A write inside a threshold queues its notice once, the scan then none; no hooks: none."""
+    client_id = await expiring_in(store, 60)
+    soon = clock.to_rfc3339(clock.now() + timedelta(days=5))
+    await store.patch_token(client_id, {"expires_at": soon}, "test")  # no thresholds set
+    assert await store.redis.xlen(keys.NOTICES) == 0
+
+    store.notice_days = (30, 7, 1)
+    await store.patch_token(client_id, {"expires_at": soon}, "test")
+    await store.patch_token(client_id, {"description": "again"}, "test")  # marker set: no second
+    sooner = clock.to_rfc3339(clock.now() + timedelta(hours=12))
+    await store.regenerate_token(client_id, "$argon2id$new", sooner, None, "test")
+    rescanned = await expiry.scan(store.redis, (30, 7, 1), clock.now())
+
+    entries = [fields for _, fields in await store.redis.xrange(keys.NOTICES)]
+    assert [(f["days_before"], f["expires_at"]) for f in entries] == [("7", soon), ("1", sooner)]
+    assert rescanned == 0
+
+
+async def test_a_clean_stop_releases_the_scan_lease_it_holds_and_no_other(
+    store: AdminStore, redis_url: str, stack: AsyncExitStack
+) -> None:
+    """After a stop the next start scans at once; a lease another replica holds is left alone."""
+    receiver = await stack.enter_async_context(receiving(Receiver()))
+    config = config_for(receiver, notices_={"scan_seconds": 600})
+    async with AsyncExitStack() as first:
+        await replicas(first, redis_url, config)
+        await asyncio.sleep(0.2)
+        assert await store.redis.exists(keys.NOTIFY_SCAN_LEASE)
+    assert not await store.redis.exists(keys.NOTIFY_SCAN_LEASE)
+
+    await store.redis.set(keys.NOTIFY_SCAN_LEASE, "another-replica")
+    await expiry.release(store.redis, "this-replica")
+    assert await store.redis.get(keys.NOTIFY_SCAN_LEASE) == "another-replica"
+
+
+async def test_a_signed_call_carries_the_hmac_of_the_raw_body_github_style(
+    store: AdminStore, redis_url: str, stack: AsyncExitStack
+) -> None:
+    """X-Keystile-Signature-256 is sha256= and the HMAC-SHA256 of the raw body; docs verify it."""
+    receiver = await stack.enter_async_context(receiving(Receiver()))
+    await replicas(stack, redis_url, config_for(receiver))
+    await queue_leak(store, "signed", "alice")
+    await receiver.wait_for(1)
+
+    call = receiver.calls[0]
+    digest = hmac.new(SECRET.encode(), call.body, hashlib.sha256).hexdigest()
+    assert call.headers["X-Keystile-Signature-256"] == f"sha256={digest}"
+    verify_256 = documented_verifier("verify_256")
+    assert verify_256(SECRET, call.body, call.headers["X-Keystile-Signature-256"])
+    assert not verify_256(SECRET, call.body + b" ", call.headers["X-Keystile-Signature-256"])
+
+
+async def test_a_webhook_without_a_secret_is_called_without_signature_headers(
+    store: AdminStore, redis_url: str, stack: AsyncExitStack
+) -> None:
+    """No secret: the notice is POSTed with neither signature header."""
+    receiver = await stack.enter_async_context(receiving(Receiver()))
+    await replicas(stack, redis_url, config_for(receiver, secret=""))
+    await queue_leak(store, "unsigned", "alice")
+    await receiver.wait_for(1)
+
+    headers = {name.lower() for name in receiver.calls[0].headers}
+    assert receiver.calls[0].json["client_id"] == "unsigned"
+    assert not headers & {"keystile-signature", "x-keystile-signature-256"}

@@ -206,6 +206,8 @@ async def test_two_serves_acknowledge_a_revoke_and_list_with_lag_0(
     assert revoked["propagation"]["acknowledged"] == 2
     assert revoked["propagation"]["pending"] == []
     assert [item["lag"] for item in listed.values()] == [0, 0]
+    applied = {item["last_generation_applied"] for item in listed.values()}
+    assert applied == {item["generation"] for item in listed.values()}
     assert set(listed) == {pair.a.process.pid, pair.b.process.pid}
     assert code == 0, err
     assert out.splitlines()[0].split()[:3] == ["ID", "Host", "Version"]

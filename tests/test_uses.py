@@ -75,17 +75,40 @@ async def test_uses_of_a_deleted_token_write_nothing(store: AdminStore) -> None:
 
 
 def test_a_role_wildcard_is_closed_in_the_token_map() -> None:
-    """A role granting "*": full gets explicit entries for what was used, and "*": none."""
+    """A role granting "*": full gets an explicit entry per API, admin included, and "*": none."""
     uses = [ApiUses("orders", safe=3)]
     found = advise({}, "ops", {"*": "full"}, APIS, uses)
-    assert found.proposed == {"orders": "read", "admin": "full", "*": "none"}
-    assert found.changes == {"orders": ["full", "read"], "billing": ["full", "none"]}
+    assert found.proposed == {"orders": "read", "billing": "none", "admin": "none", "*": "none"}
+    assert found.changes == {
+        "orders": ["full", "read"],
+        "billing": ["full", "none"],
+        "admin": ["full", "none"],
+    }
     assert any("'ops'" in note for note in found.notes)
 
 
-def test_admin_level_is_kept_and_role_match_needs_no_entry() -> None:
-    """The admin level stays; an API where the role's level is what was needed needs no entry."""
+def test_admin_is_tightened_like_any_api_and_a_role_match_is_explicit() -> None:
+    """Admin read never used becomes none; an API the role already grants as needed is named."""
     uses = [ApiUses("orders", unsafe=1)]
     found = advise({"admin": "read", "billing": "full"}, "w", {"orders": "full"}, APIS, uses)
-    assert found.proposed == {"admin": "read"}
-    assert found.changes == {"billing": ["full", "none"]}
+    assert found.proposed == {"orders": "full", "billing": "none", "admin": "none"}
+    assert found.changes == {"billing": ["full", "none"], "admin": ["read", "none"]}
+
+
+def test_every_key_of_the_map_is_stated_and_its_wildcard_closed() -> None:
+    """A "*" and a key no API is configured for are in the proposal, as none where unused."""
+    uses = [ApiUses("admin", unsafe=2), ApiUses("billing", safe=1)]
+    found = advise({"*": "full", "gone": "read"}, None, None, APIS, uses)
+    assert found.proposed == {
+        "orders": "none",
+        "billing": "read",
+        "admin": "full",
+        "gone": "none",
+        "*": "none",
+    }
+    assert found.changes == {
+        "orders": ["full", "none"],
+        "billing": ["full", "read"],
+        "gone": ["read", "none"],
+    }
+    assert not found.unchanged and found.notes == []

@@ -228,7 +228,7 @@ class Delivery:
         event = fields.get("kind", "")
         headers = {
             "Content-Type": "application/json",
-            signing.HEADER: signing.signature(hook.secret, body, int(time.time())),
+            **signing.headers(hook.secret, body, int(time.time())),
             "Keystile-Event": event,
             "Keystile-Delivery": entry_id,
         }

@@ -20,7 +20,11 @@ the expiry it names, so a regeneration (a new expiry) starts afresh.
 
 ``running`` runs a pass every ``scan_seconds`` on the replica that holds the
 lease (``keys.NOTIFY_SCAN_LEASE``, SET NX PX for one period), so N replicas
-scan once per period between them, not N times.
+scan once per period between them, not N times. A clean stop releases the
+lease if this process holds it (compare-and-delete), so a restart scans at
+once instead of waiting out the period. The scan is the safety net: a token
+written already inside a threshold is noticed by its own write
+(``notices.queue_if_due``).
 """
 
 from __future__ import annotations
@@ -41,12 +45,12 @@ from sidecar import clock
 from sidecar.errors import StoreUnavailable
 from sidecar.store import keys, notices
 from sidecar.store.base import StoreBase
+from sidecar.store.notices import tightest
 
 log = logging.getLogger("keystile.notify")
 
 #: Tokens looked at per Lua call: about 2 ms of Redis time each (docs/notify.md).
 BATCH = 1000
-DAY = 86400
 
 
 @dataclass(frozen=True)
@@ -70,13 +74,6 @@ def unless_cancelled(exc: BaseException | None = None) -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError from exc
-
-
-def tightest(expires_at: str, thresholds: Sequence[int], now: datetime) -> int | None:
-    """The smallest threshold (days) ``expires_at`` is inside of; None if none or expired."""
-    left = (clock.from_rfc3339(expires_at) - now).total_seconds()
-    inside = [days for days in thresholds if 0 < left <= days * DAY]
-    return min(inside) if inside else None
 
 
 async def scan(redis: aioredis.Redis, thresholds: Sequence[int], now: datetime) -> int:
@@ -126,9 +123,7 @@ async def _queue_once(store: StoreBase, due: Due) -> int:
         if await pipe.exists(marker) or expires_at != due.expires_at or revoked == "1":
             return 0
         pipe.multi()
-        pipe.set(marker, "1", pxat=(expires_s + DAY) * 1000)
-        fields = {"days_before": str(due.days), "expires_at": due.expires_at}
-        notices.queue(pipe, notices.EXPIRING, due.client_id, str(user), **fields)
+        notices.queue_expiring(pipe, due.client_id, str(user), due.expires_at, due.days)
         return 1
 
     return await store.transaction([token_key, marker], body)
@@ -164,6 +159,22 @@ async def running(
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+            await release(redis, owner)
+
+
+async def release(redis: aioredis.Redis, owner: str) -> None:
+    """Drop the scan lease if ``owner`` holds it (another replica's is left alone)."""
+    try:
+        await redis.eval(_RELEASE_SCRIPT, 1, keys.NOTIFY_SCAN_LEASE, owner)
+    except (RedisError, OSError) as exc:  # it expires on its own within one period
+        log.warning("scan lease not released", extra={"fields": {"error": type(exc).__name__}})
+
+
+# KEYS[1]: the lease; ARGV[1]: this process's name. Deletes only its own lease.
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 # KEYS[1]: the live-token index. ARGV: first rank, count, now (unix s), the token key

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from sidecar import clock
 from sidecar.config import Config, NoticesConfig
+from sidecar.confignotify import unsigned
 from sidecar.notify import expiry
 from sidecar.notify.delivery import Count, Delivery
 from sidecar.store import keys, notices
@@ -49,6 +50,14 @@ def counter(registry: CollectorRegistry) -> Count:
 def replica_name() -> str:
     """This process's consumer name: readable, and unique across restarts."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def warn_if_unsigned(config: Config) -> None:
+    """At start, one warning naming every webhook without a secret: it is called unsigned."""
+    missing = unsigned(config.notify)
+    if missing:
+        fields = {"keys": ", ".join(missing)}
+        log.warning("webhooks without a secret are called unsigned", extra={"fields": fields})
 
 
 def thresholds(config: Config) -> tuple[int, ...]:

@@ -18,12 +18,17 @@ from redis.asyncio.client import Pipeline
 
 from sidecar import clock
 from sidecar.records import Token, User
-from sidecar.store import graceuses, keys
+from sidecar.store import graceuses, keys, notices
 from sidecar.store.base import StoreBase, hash_fields, hset_mapping, index_score, texts
 from sidecar.store.changes import Change, Conflict, Missing, diff, gone
 
 
 class TokenStore(StoreBase):
+    #: The expiry thresholds (days) of the ``[[notify]]`` webhooks: a token written with
+    #: its expiry inside one gets its notice in the same transaction (admin/app.py sets
+    #: it; empty, none is queued here and only the scan finds it).
+    notice_days: tuple[int, ...] = ()
+
     async def tokens(self, client_ids: Sequence[str]) -> list[Token | None]:
         """Many tokens in one round trip, in order; None where one is gone."""
         async with self.guard(), self.redis.pipeline(transaction=False) as pipe:
@@ -49,6 +54,7 @@ class TokenStore(StoreBase):
             stored = token.with_changes(user=User.from_fields(hash_fields(raw_user)).username)
             pipe.multi()
             _queue_new_token(pipe, stored)
+            notices.queue_if_due(pipe, stored, self.notice_days)
             public = stored.public(clock.now())
             self.record(pipe, Change(actor, "created", "token", stored.client_id, diff({}, public)))
             return stored
@@ -91,6 +97,7 @@ class TokenStore(StoreBase):
                 raise Conflict(f"role {new.role!r} does not exist", field="role")
             pipe.multi()
             _queue_token_update(pipe, old, new, actor, "updated")
+            notices.queue_if_due(pipe, new, self.notice_days)
             return new
 
         return await self.transaction(watched, body)
@@ -113,6 +120,7 @@ class TokenStore(StoreBase):
             )
             pipe.multi()
             _queue_token_update(pipe, old, new, actor, "regenerated")
+            notices.queue_if_due(pipe, new, self.notice_days)
             graceuses.forget(pipe, [client_id])  # a new grace period starts with no evidence
             return new
 

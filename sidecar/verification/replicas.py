@@ -110,6 +110,8 @@ class ReplicaEntry:
             "version": self.version,
             "started": self.started,
             "generation": self.generation,
+            # Spec section 10's own words for it; "generation" stays for the CLI and console.
+            "last_generation_applied": self.generation,
             "lag": max(0, current - self.generation),
             "seen_at": seen,
         }

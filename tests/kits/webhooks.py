@@ -71,11 +71,12 @@ async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
-def documented_verifier() -> Any:
-    """The ``verify`` function docs/notify.md prints for receivers, run as written."""
+def documented_verifier(name: str = "verify") -> Any:
+    """The function ``name`` docs/notify.md prints for receivers, run as written."""
     page = DOCS.read_text(encoding="utf-8")
-    block = re.search(r"```python\n(.*?)```", page, re.S)
-    assert block is not None, "docs/notify.md has no python verifier"
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert blocks, "docs/notify.md has no python verifier"
     scope: dict[str, Any] = {}
-    exec(block.group(1), scope)  # noqa: S102 (our own documentation, checked to work)
-    return scope["verify"]
+    for block in blocks:
+        exec(block, scope)  # noqa: S102 (our own documentation, checked to work)
+    return scope[name]
