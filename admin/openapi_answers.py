@@ -80,6 +80,8 @@ GRACE = {
     "last_old_use_at": NULLABLE_TIMESTAMP,
     "clients": {"type": "array", "items": ref("GraceClient")},
 }
+#: A record's grace block: null without an open grace period.
+OPEN_GRACE = {"oneOf": [ref("Grace"), {"type": "null"}]}
 #: What ``User.public`` answers.
 USER = {
     "username": STRING,
@@ -109,11 +111,11 @@ def _tokens() -> Json:
     return {
         "Token": closed(TOKEN),
         "IssuedToken": closed(ISSUED),
-        "RegeneratedToken": closed({**ISSUED, "grace_until": GRACE_UNTIL}, list(ISSUED)),
-        "TokenList": _page("Token"),
-        "TokenRecord": closed(
-            {**TOKEN, "grace": {"oneOf": [ref("Grace"), {"type": "null"}]}},
+        "RegeneratedToken": closed(
+            {**ISSUED, "grace_until": GRACE_UNTIL, "grace": OPEN_GRACE}, [*ISSUED, "grace"]
         ),
+        "TokenList": _page("Token"),
+        "TokenRecord": closed({**TOKEN, "grace": OPEN_GRACE}),
         "Grace": closed(GRACE),
         "GraceClient": closed(GRACE_CLIENT),
         "Deleted": closed({"deleted": COUNT}),
@@ -258,6 +260,7 @@ def _propagated(schemas: Json) -> Json:
         "Propagation": PROPAGATION,
         "PropagatedToken": closed({**TOKEN, **propagation}),
         "PropagatedRole": closed({**schemas["Role"]["properties"], **propagation}),
+        "PropagatedTokenRecord": closed({**schemas["TokenRecord"]["properties"], **propagation}),
         # A PATCH answers ``propagation`` only when it deactivates the user.
         "ChangedUser": closed({**user["properties"], **propagation}, user["required"]),
         "Replica": closed(REPLICA),

@@ -173,7 +173,7 @@ OPERATIONS: dict[View, Documented] = {
     views_tokens.end_grace: Operation(
         "End a regeneration's grace period now: the old secret stops working",
         200,
-        "TokenRecord",
+        "PropagatedTokenRecord",
         body="Empty",
         body_required=False,
         errors=(409,),
@@ -267,7 +267,7 @@ OPERATIONS: dict[View, Documented] = {
     views_me.end_my_grace: Operation(
         "End the grace period of one of the caller's user's tokens",
         200,
-        "TokenRecord",
+        "PropagatedTokenRecord",
         body="Empty",
         body_required=False,
         errors=(409,),

@@ -84,7 +84,7 @@ async def end_my_grace(request: web.Request) -> web.Response:
     schema.EMPTY.check(await read_body(request, optional=True))
     store = request.app[STORE]
     token = await store.end_grace(client_id, found.username, owner=found.username)
-    return answer(await token_record(request, token))
+    return await propagated(request, await token_record(request, token))
 
 
 @routes.delete(BASE + "/tokens/{client_id}")

@@ -106,7 +106,11 @@ async def regenerate_token(request: web.Request) -> web.Response:
     body = await read_body(request, optional=True)
     change = schema.regeneration(body, request.app[RULES], clock.now())
     issued = await request.app[SERVICE].regenerate(client_id, change, caller.username)
-    grace = {"grace_until": issued.token.grace_until} if issued.token.grace_until else {}
+    until = issued.token.grace_until
+    # The record's grace block as GET shows it, from its first moment: no old-secret use yet.
+    fresh: dict[str, object] = {"until": until, "old_secret_uses": 0, "last_old_use_at": None}
+    fresh["clients"] = []
+    grace = {"grace_until": until, "grace": fresh} if until else {"grace": None}
     return await propagated(request, {**issued_view(issued), **grace})
 
 
@@ -126,7 +130,7 @@ async def end_grace(request: web.Request) -> web.Response:
     client_id = client_id_of(request)
     schema.EMPTY.check(await read_body(request, optional=True))
     token = await request.app[STORE].end_grace(client_id, caller.username)
-    return answer(await token_record(request, token))
+    return await propagated(request, await token_record(request, token))
 
 
 @routes.get(BASE + "/{client_id}/history")

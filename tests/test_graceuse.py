@@ -96,11 +96,42 @@ async def test_end_grace_stops_the_old_secret_at_once_and_is_recorded(admin: Har
 
     assert ended.status == 200
     assert ended.body["grace"] is None
+    assert ended.body["propagation"]["pending"] == []
     assert await _get(admin, old, "bot/1") == 401
     assert await _get(admin, new, "bot/1") == 200
     assert (await admin.call("GET", f"/tokens/{client_id}")).body["grace"] is None
     assert history[-1]["action"] == "updated"
     assert history[-1]["changes"] == {"grace_until": [until, None]}
+
+
+async def test_a_regeneration_with_a_grace_answers_its_grace_block(admin: Harness) -> None:
+    """Regenerate's answer has the record's grace block, empty; without a grace, null."""
+    await admin.user("alice")
+    created = await admin.token(user="alice")
+    path = f"/tokens/{created['client_id']}/regenerate"
+
+    graced = (await admin.call("POST", path, json={"grace_seconds": 600})).body
+    plain = (await admin.call("POST", path, json={})).body
+
+    assert graced["grace"] == {
+        "until": graced["grace_until"],
+        "old_secret_uses": 0,
+        "last_old_use_at": None,
+        "clients": [],
+    }
+    assert plain["grace"] is None
+
+
+async def test_an_old_secret_use_shows_on_the_record_well_within_a_second(admin: Harness) -> None:
+    """The evidence is written just after a use, not with the once-a-second usage batch."""
+    client_id, old, _ = await _rotated(admin)
+    await asyncio.sleep(1.1)  # past any flush the regeneration's own requests started
+    assert await _get(admin, old, "bot/1") == 200
+
+    await asyncio.sleep(0.4)
+    grace = (await admin.call("GET", f"/tokens/{client_id}")).body["grace"]
+
+    assert grace["old_secret_uses"] == 1
 
 
 async def test_end_grace_without_a_grace_is_a_conflict(admin: Harness) -> None:

@@ -6,8 +6,9 @@ cache or not: a ``verifier.GraceVerified`` says which secret it was (the
 cached identity is of its own class, no bigger than another but by its
 ``grace_until``). ``note`` is a dict update, never a
 store call; the new secret's requests never reach it. A background task
-(``run``) writes what was counted every ``FLUSH_PERIOD`` seconds in one
-pipelined round trip (``store.graceuses.add``), and once more at shutdown. A
+(``run``) writes what was counted ``FLUSH_DELAY`` after a use (later uses
+join it) in one pipelined round trip (``store.graceuses.add``), and once
+more at shutdown. A
 batch that fails is kept and added to the next one.
 
 A process keeps at most ``MAX_CLIENTS`` distinct clients per token between
@@ -32,6 +33,9 @@ log = logging.getLogger("keystile.graceuse")
 
 #: Seconds between two writes of the counts (the record lags a use by about this).
 FLUSH_PERIOD = 1.0
+#: A use is written this soon after it (uses meanwhile join the same write): an
+#: operator who looks right after a client used the old secret sees that use.
+FLUSH_DELAY = 0.05
 #: Characters of a user agent kept.
 MAX_USER_AGENT = 200
 #: The address and user agent under which a process counts clients beyond ``MAX_CLIENTS``
@@ -50,6 +54,8 @@ class GraceUseRecorder:
         self._pending: dict[Key, list[int]] = {}
         #: client_id -> distinct clients in ``_pending``.
         self._clients: dict[str, int] = {}
+        #: Set by a use, cleared by the flush that writes it.
+        self._noted = asyncio.Event()
 
     def note(self, client_id: str, grace_until: str, address: str, user_agent: str) -> None:
         """Count one use of the old secret (of the grace period ending ``grace_until``)."""
@@ -57,6 +63,7 @@ class GraceUseRecorder:
         uses = self._pending.get(key) or self._new(key)
         uses[0] += 1
         uses[1] = int(self._wall_clock() * 1000)
+        self._noted.set()
 
     def _new(self, key: Key) -> list[int]:
         client_id = key[0]
@@ -90,10 +97,16 @@ class GraceUseRecorder:
             uses[1] = max(uses[1], last)
 
     async def run(self) -> None:
-        """Flush every ``FLUSH_PERIOD`` until cancelled (the owner flushes once more)."""
+        """Flush ``FLUSH_DELAY`` after a use until cancelled (the owner flushes once more);
+        after a failed write, retry no sooner than ``FLUSH_PERIOD``."""
         while True:
-            await asyncio.sleep(FLUSH_PERIOD)
+            await self._noted.wait()
+            await asyncio.sleep(FLUSH_DELAY)
+            self._noted.clear()
             await self.flush()
+            if self._pending:  # the write failed and was kept
+                await asyncio.sleep(FLUSH_PERIOD)
+                self._noted.set()
 
 
 def _stored(key: Key) -> graceuses.Client:
