@@ -92,6 +92,6 @@ def test_leaks_action_outside_the_two_is_a_start_error_naming_the_key() -> None:
 
 
 def test_leaks_defaults() -> None:
-    """By default the endpoint is on, revokes, and takes 10 reports a minute per address."""
+    """By default the endpoint is on, revokes, and takes 60 reports a minute per address."""
     leaks = config.parse({}, {}).leaks
-    assert (leaks.enabled, leaks.action, leaks.rate_per_minute) == (True, "revoke", 10)
+    assert (leaks.enabled, leaks.action, leaks.rate_per_minute) == (True, "revoke", 60)
