@@ -9,6 +9,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -120,3 +121,23 @@ def test_hot_line_respects_the_level(root_only: io.StringIO) -> None:
     HotLogger("keystile.test-hot").info("request", {"status": 200})
     logging.getLogger().handlers[0].flush()
     assert root_only.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"path": '/a"b\u00e9', "user": None, "status": 200}, {"msg": "replaced", "n": 1}],
+    ids=["none", "escaped", "a field named like a head key"],
+)
+def test_a_json_line_is_the_encoding_of_its_head_and_fields_in_order(
+    fields: dict[str, Any],
+) -> None:
+    """ts, level, logger, msg first, then the fields, as json.dumps writes that object."""
+    formatter = JsonFormatter()
+    formatter.converter = time.gmtime
+
+    line = formatter.line(0.5, "info", "keystile.access", 'request "q"', fields)
+
+    entry = {"ts": "1970-01-01T00:00:00.500Z", "level": "info", "logger": "keystile.access"}
+    entry["msg"] = 'request "q"'
+    entry.update(fields)
+    assert line == json.dumps(entry)
