@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from sidecar import clock, tokenformat
+from sidecar.proxy.state import VERIFIER
 from sidecar.store import keys
 from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
@@ -216,6 +217,29 @@ async def test_the_old_secret_of_a_grace_period_counts_as_real(
         await post(env.url, {"tokens": [old]})
         token = await store.get_token(env.tokens.full_id)
         assert token is not None and token.revoked
+
+
+async def test_every_well_formed_token_costs_two_argon2_runs_real_or_not(
+    redis_url: str, store: AdminStore
+) -> None:
+    """Unknown id, wrong secret, right secret, regenerated or not: two argon2 runs each."""
+    async with leaks_env(redis_url, store) as env:
+        pool = env.proxy.runner.app[VERIFIER].pool
+        new_hash = Argon2Hasher(env.proxy.config.hashing).hash("N" * 32)
+        until = clock.to_rfc3339(clock.now() + timedelta(hours=1))
+        expires = clock.to_rfc3339(clock.now() + timedelta(days=30))
+        await store.regenerate_token(env.tokens.full_id, new_hash, expires, until, actor="t")
+        regenerated_wrong = tokenformat.format_token("ks", env.tokens.full_id, "W" * 32)
+        plain_wrong = tokenformat.format_token("ks", env.tokens.read_orders.split("_")[1], "W" * 32)
+        kinds = [forged(), regenerated_wrong, plain_wrong, env.tokens.read_orders]
+        costs = []
+        for token in kinds:
+            before = pool.verifications
+            await post(env.url, {"tokens": [token]})
+            costs.append(pool.verifications - before)
+
+    assert costs == [2, 2, 2, 2]
+    assert await store.get_token(env.tokens.full_id) is not None
 
 
 async def test_reports_are_limited_per_address_across_replicas(

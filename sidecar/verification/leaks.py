@@ -94,16 +94,23 @@ class LeakResponder:
             return await self.store.get_token(parsed.client_id)
 
     async def _matching_hash(self, parsed: tokenformat.ParsedToken) -> str | None:
-        """The stored hash the reported secret matches, if any (one argon2 run at least)."""
+        """The stored hash the reported secret matches, if any.
+
+        Always two argon2 runs, whatever the token: the current hash and the
+        previous one (checked even when its grace has ended), the decoy where
+        either is missing, and no stop at the first match. An unknown id, a
+        wrong secret and a right one then cost the same, but for the right
+        one's store write (docs/leaks.md).
+        """
         stored = await self.store.get_token(parsed.client_id)
-        if stored is None:
-            await self.pool.verify(await self._decoy_hash(), parsed.client_secret)
-            return None
-        grace = stored.previous_hash  # checked even when its grace has ended: equal work
-        for secret_hash in (stored.secret_hash, grace):
-            if secret_hash and await self.pool.verify(secret_hash, parsed.client_secret):
-                return secret_hash
-        return None
+        current = stored.secret_hash if stored is not None else None
+        previous = stored.previous_hash if stored is not None else None
+        matched = None
+        for secret_hash in (current, previous):
+            checked = secret_hash or await self._decoy_hash()
+            if await self.pool.verify(checked, parsed.client_secret) and secret_hash:
+                matched = matched or secret_hash
+        return matched
 
     async def _decoy_hash(self) -> str:
         if self._decoy is None:
