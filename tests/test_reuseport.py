@@ -60,7 +60,7 @@ def test_a_group_shares_one_port_and_spreads_connections_over_its_sockets() -> N
 
 
 def test_a_socket_that_joins_the_port_later_gets_no_connection() -> None:
-    """Another program binding the port with SO_REUSEPORT afterwards is never handed one."""
+    """A server binding the port with SO_REUSEPORT afterwards (and no more) is never handed one."""
     with steered(2) as sockets:
         port = sockets[0].getsockname()[1]
         with socket.socket() as intruder:
@@ -96,3 +96,14 @@ def test_two_workers_get_a_socket_each_on_the_one_port() -> None:
         for sockets in each:
             for sock in sockets:
                 sock.close()
+
+
+def test_a_server_already_in_the_group_ends_the_group_s_bind() -> None:
+    """One that bound the port with SO_REUSEPORT first (between probe and group) is refused."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind((LOOPBACK, 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(OSError, match="in use"):
+            reuseport.group(socket.AF_INET, (LOOPBACK, port), 2, 16)

@@ -11,10 +11,18 @@ and silently take a share of the traffic.
 So the group is steered: a classic BPF program (``SO_ATTACH_REUSEPORT_CBPF``,
 Linux 4.5+) picks, for each new connection, a random one of the first
 ``count`` sockets of the group, which are ours (bound and listening before the
-program is attached). A socket that joins later sits past them and is never
-picked. And before the group is bound, a plain probe bind checks that nothing
-at all listens on the address, so a second Keystile's start still fails with
-"address in use" (admin/startup.py).
+program is attached). A server that binds the port with ``SO_REUSEPORT`` later
+sits past them and is never picked. Before the group is bound, a plain probe
+bind checks that nothing at all listens on the address, so a second
+Keystile's start still fails with "address in use" (admin/startup.py); and
+once it is bound, the kernel's table of listening sockets must show ours
+alone on the address, so a server that bound it between the probe and the
+group (and would sit among the first ``count``) ends the start too.
+
+What this does not stop is a program of the same user that sets out to take
+the port: it can join the group and attach a program of its own, which the
+kernel lets replace ours. A process of the same user can as well read or
+trace Keystile's own memory; keeping it out takes another user.
 
 Without the kernel support, ``group`` answers None and the caller falls back
 to one shared socket.
@@ -23,7 +31,11 @@ to one shared socket.
 from __future__ import annotations
 
 import ctypes
+import errno
+import os
 import socket
+import struct
+from pathlib import Path
 from typing import Any
 
 #: <asm-generic/socket.h>; Python's socket module does not name it.
@@ -75,6 +87,8 @@ def group(
         if not _attach(sockets[0], count):
             _close(sockets)
             return None
+        if (listening := _listening(family, address)) is not None and listening > count:
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
     except BaseException:
         _close(sockets)
         raise
@@ -90,6 +104,21 @@ def _attach(sock: socket.socket, count: int) -> bool:
     except OSError:  # not Linux, or a kernel older than 4.5: one shared queue instead
         return False
     return True
+
+
+def _listening(family: int, address: tuple[Any, ...]) -> int | None:
+    """How many sockets listen on ``address`` in this network namespace (/proc/net/tcp*);
+    None where the table cannot be read."""
+    table = "tcp6" if family == socket.AF_INET6 else "tcp"
+    packed = socket.inet_pton(family, address[0])
+    # The kernel prints each 32-bit word of the address in host byte order.
+    words = struct.unpack(f"={len(packed) // 4}I", packed)
+    local = "".join(f"{word:08X}" for word in words) + f":{address[1]:04X}"
+    try:
+        lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    return sum(1 for line in lines if line.split()[1:4:2] == [local, "0A"])  # 0A: LISTEN
 
 
 def _close(sockets: list[socket.socket]) -> None:
