@@ -33,7 +33,7 @@ from admin.views_shared import (
 )
 from sidecar import clock
 from sidecar.policy import Level
-from sidecar.records import Token
+from sidecar.records import Role, Token
 from sidecar.store.uses import read_uses
 from sidecar.usedays import first_day
 
@@ -94,14 +94,14 @@ async def _advice(request: web.Request, token: Token, window: Window) -> dict[st
 
 async def _proposal(
     request: web.Request, token: Token, window: Window
-) -> tuple[dict[str, object], advice.Advice]:
+) -> tuple[dict[str, object], advice.Advice, Role | None]:
     store, apis = request.app[STORE], request.app[RULES].apis
     role = await store.get_role(token.role) if token.role else None
     counted = await read_uses(store, token.client_id, window.since)
     uses = advice.per_api(counted, (*apis, ADMIN_API))
     found = advice.advise(token.access, token.role, role.access if role else None, apis, uses)
     view = advice.advice_view(token.client_id, window.days, window.since, token.role, found, uses)
-    return view, found
+    return view, found, role
 
 
 @routes.get(BASE + "/advice")
@@ -125,7 +125,7 @@ async def apply_advice(request: web.Request) -> web.Response:
     days, expected = schema.advice_apply(await read_body(request, optional=True), rules)
     token = await _token(request)
     window = _window(days or min(advice.DEFAULT_DAYS, rules.usage_days))
-    proposal = (await _proposal(request, token, window))[1]
+    _, proposal, role = await _proposal(request, token, window)
     proposed = proposal.proposed
     if expected is not None and expected != proposed:
         message = "the proposal is not the one expected any more; nothing was changed"
@@ -136,9 +136,11 @@ async def apply_advice(request: web.Request) -> web.Response:
         return answer(token_view(token))
     changes = {"access": proposed}
     store = request.app[STORE]
-    # A concurrent edit of the access or role between the read and the write is a 409.
+    # A concurrent edit of the access, the role or the role's access between the
+    # read and the write is a 409: the proposal was made from what was read.
+    seen = role.access if role else None
     updated = await store.patch_token(
-        token.client_id, changes, found.username, unless_changed=token
+        token.client_id, changes, found.username, unless_changed=token, role_access=seen
     )
     return answer(token_view(updated))
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 
+import pytest
 import redis.asyncio as aioredis
 
 from admin.advice import ApiUses, advise
 from sidecar.store import keys
+from sidecar.store.changes import Conflict
 from sidecar.store.management import AdminStore
 from sidecar.store.uses import read_uses
 from sidecar.verification.uses import UseCounter
-from tests.kits.redis import make_config, seed_token
+from tests.kits.redis import make_config, seed_role, seed_token
 
 APIS = ("orders", "billing")
 
@@ -112,3 +114,21 @@ def test_every_key_of_the_map_is_stated_and_its_wildcard_closed() -> None:
         "gone": ["read", "none"],
     }
     assert not found.unchanged and found.notes == []
+
+
+async def test_a_proposal_made_before_its_role_changed_is_not_applied(store: AdminStore) -> None:
+    """Narrowing the token's role after the advice was read makes apply a conflict."""
+    role = await seed_role(store, "ops", {"billing": "full"})
+    token = (await seed_token(store, make_config(), role="ops")).token
+    await seed_role(store, "ops", {"billing": "read"})
+
+    with pytest.raises(Conflict):
+        await store.patch_token(
+            token.client_id,
+            {"access": {"billing": "full"}},
+            "admin",
+            unless_changed=token,
+            role_access=role.access,
+        )
+
+    assert (await store.get_token(token.client_id)).access == token.access  # type: ignore[union-attr]

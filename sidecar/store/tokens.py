@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from sidecar import clock
-from sidecar.records import Token, User
+from sidecar.records import Role, Token, User
 from sidecar.store import graceuses, keys, notices
 from sidecar.store.base import StoreBase, hash_fields, hset_mapping, index_score, texts
 from sidecar.store.changes import Change, Conflict, Missing, diff, gone
@@ -68,13 +68,17 @@ class TokenStore(StoreBase):
         actor: str,
         *,
         unless_changed: Token | None = None,
+        role_access: Mapping[str, str] | None = None,
     ) -> Token:
         """Change ``user``, ``description``, ``role``, ``access`` or ``expires_at``.
 
         With ``unless_changed`` (the record a proposal was made from), a Conflict
-        if the token's access or role is not that record's any more.
+        if the token's access or role is not that record's any more, or its
+        role's access not ``role_access`` (what the proposal read of it).
         """
         watched = [keys.token(client_id)]
+        if unless_changed is not None and unless_changed.role:
+            watched.append(keys.role(unless_changed.role))
         if changes.get("user"):
             watched.append(keys.user(changes["user"]))
         if changes.get("role"):
@@ -82,10 +86,7 @@ class TokenStore(StoreBase):
 
         async def body(pipe: Pipeline) -> Token:
             old = await _read_token(pipe, client_id)
-            if unless_changed and (old.access, old.role) != (
-                unless_changed.access,
-                unless_changed.role,
-            ):
+            if unless_changed and not await _as_seen(pipe, old, unless_changed, role_access):
                 raise Conflict("the token's access or role changed meanwhile; nothing was changed")
             new = old.with_changes(**changes)
             if "user" in changes:
@@ -281,3 +282,16 @@ def queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, actio
     transaction of their own (the leak response, sidecar/store/leaks.py).
     """
     _queue_token_update(pipe, old, new, actor, action)
+
+
+async def _as_seen(
+    pipe: Pipeline, old: Token, seen: Token, role_access: Mapping[str, str] | None
+) -> bool:
+    """The token's access and role, and its role's access, are still what was read."""
+    if (old.access, old.role) != (seen.access, seen.role):
+        return False
+    if not old.role:
+        return True
+    raw = await pipe.hgetall(keys.role(old.role))
+    now = dict(Role.from_fields(hash_fields(raw)).access) if raw else None
+    return now == (dict(role_access) if role_access is not None else None)
