@@ -29,6 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from sidecar.ops.cancellation import raise_if_cancelled
 from sidecar.store import keys
 from sidecar.verification import replicas
 
@@ -92,14 +93,17 @@ class Propagation:
             if self.monotonic() >= next_read:
                 next_read = self.monotonic() + REREAD
                 with contextlib.suppress(RedisError, OSError):
-                    self._learn(await replicas.read(self.redis))
+                    live = self._learn(await replicas.read(self.redis))
+                    waiting.pending &= live  # one that stopped being live trusts no cache
 
-    def _learn(self, registry: replicas.Registry) -> None:
+    def _learn(self, registry: replicas.Registry) -> set[str]:
+        """Take in what the registry shows; answer the ids of the live replicas."""
         live = {entry.id: entry.generation for entry in registry.live}
         for gone in self.acked.keys() - live.keys():
             del self.acked[gone]  # no longer live: keeps the map as small as the registry
         for replica_id, generation in live.items():
             self._heard(replica_id, generation)
+        return set(live)
 
     def _heard(self, replica_id: str, generation: int) -> None:
         if generation > self.acked.get(replica_id, -1):
@@ -113,7 +117,7 @@ class Propagation:
             try:
                 await self._listen()
             except (RedisError, OSError) as exc:
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 log.debug("ack subscription lost", extra={"fields": {"error": repr(exc)}})
                 await asyncio.sleep(RETRY_DELAY)
 
@@ -122,7 +126,7 @@ class Propagation:
         try:
             await pubsub.subscribe(keys.ACKS)
             while True:
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 message = await pubsub.get_message(True, READ_BLOCK)
                 if message is not None and message.get("type") == "message":
                     self._announced(str(message["data"]))
@@ -159,10 +163,3 @@ class _Wait:
             "slowest_ms": slowest,
             "pending": sorted(self.pending),
         }
-
-
-def _raise_if_cancelled() -> None:
-    """redis-py's reads can swallow a cancellation; the task stays marked as cancelling."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -135,8 +135,10 @@ def test_a_json_line_is_the_encoding_of_its_head_and_fields_in_order(
     formatter = JsonFormatter()
     formatter.converter = time.gmtime
 
-    line = formatter.line(0.5, "info", "keystile.access", 'request "q"', fields)
+    first = formatter.line(0.5, "info", "keystile.access", 'request "q"', fields)
+    line = formatter.line(0.5, "info", "keystile.access", 'request "q"', fields)  # head cached
 
+    assert line == first
     entry = {"ts": "1970-01-01T00:00:00.500Z", "level": "info", "logger": "keystile.access"}
     entry["msg"] = 'request "q"'
     entry.update(fields)

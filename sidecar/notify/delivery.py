@@ -34,7 +34,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from sidecar.config import NoticesConfig, WebhookConfig
 from sidecar.notify import signing
-from sidecar.notify.expiry import unless_cancelled
+from sidecar.ops.cancellation import raise_if_cancelled
 from sidecar.redaction import redact
 from sidecar.store import keys, notices
 
@@ -109,7 +109,7 @@ class Delivery:
     async def _reading(self) -> None:
         grouped = False
         while True:
-            unless_cancelled()
+            raise_if_cancelled()
             if self._free() <= 0:
                 self._slot.clear()
                 await self._slot.wait()
@@ -123,7 +123,7 @@ class Delivery:
                     keys.NOTIFY_GROUP, self.consumer, streams, self._free(), self.block_ms
                 )
             except (RedisError, OSError) as exc:
-                unless_cancelled(exc)
+                raise_if_cancelled(exc)
                 if "NOGROUP" in str(exc):  # the store was flushed: make the group again
                     grouped = False
                     continue
@@ -144,13 +144,13 @@ class Delivery:
         every = self.policy.claim_after_seconds / 3
         while True:
             await asyncio.sleep(every)
-            unless_cancelled()
+            raise_if_cancelled()
             try:
                 await self._keep_own()
                 await self._take_over()
                 await self._forget_gone()
             except (RedisError, OSError) as exc:
-                unless_cancelled(exc)
+                raise_if_cancelled(exc)
                 log.warning("notice claim failed", extra={"fields": {"error": type(exc).__name__}})
 
     async def _keep_own(self) -> None:
@@ -195,7 +195,7 @@ class Delivery:
                 pipe.xdel(keys.NOTICES, entry_id)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            unless_cancelled(exc)
+            raise_if_cancelled(exc)
             # Still pending: this process or another delivers it again after claim_after.
             log.warning("notice not settled", extra={"fields": {"error": type(exc).__name__}})
         finally:

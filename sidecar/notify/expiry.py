@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from sidecar import clock
 from sidecar.errors import StoreUnavailable
+from sidecar.ops.cancellation import raise_if_cancelled
 from sidecar.store import keys, notices
 from sidecar.store.base import StoreBase
 from sidecar.store.notices import tightest
@@ -61,19 +62,6 @@ class Due:
     expires_at: str
     user: str
     days: int
-
-
-def unless_cancelled(exc: BaseException | None = None) -> None:
-    """Re-raise a cancellation that redis-py swallowed or reported as a failed command.
-
-    A task cancelled in the middle of a command may see a connection error
-    instead of ``CancelledError`` (or nothing, when the command is retried);
-    a loop that logs it and sleeps on would never end, and its shutdown would
-    wait for ever. Each background loop calls this on every error and turn.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from exc
 
 
 async def scan(redis: aioredis.Redis, thresholds: Sequence[int], now: datetime) -> int:
@@ -133,7 +121,7 @@ async def _passes(
     redis: aioredis.Redis, thresholds: Sequence[int], every: float, owner: str
 ) -> None:
     while True:
-        unless_cancelled()
+        raise_if_cancelled()
         try:
             # The lease outlives the pass by design: it is also "scanned this period".
             if await redis.set(keys.NOTIFY_SCAN_LEASE, owner, nx=True, px=int(every * 1000)):
@@ -141,7 +129,7 @@ async def _passes(
                 if queued:
                     log.info("expiry notices queued", extra={"fields": {"notices": queued}})
         except (RedisError, OSError, StoreUnavailable) as exc:
-            unless_cancelled(exc)
+            raise_if_cancelled(exc)
             log.warning("expiry scan failed", extra={"fields": {"error": type(exc).__name__}})
         await asyncio.sleep(every)
 

@@ -27,6 +27,7 @@ from sidecar.config import Config, NoticesConfig
 from sidecar.confignotify import unsigned
 from sidecar.notify import expiry
 from sidecar.notify.delivery import Count, Delivery
+from sidecar.ops.cancellation import raise_if_cancelled
 from sidecar.store import keys, notices
 
 log = logging.getLogger("keystile.notify")
@@ -93,11 +94,11 @@ async def running(
 
 async def _trimming(redis: aioredis.Redis, policy: NoticesConfig) -> None:
     while True:
-        expiry.unless_cancelled()
+        raise_if_cancelled()
         cutoff_ms = int((clock.now().timestamp() - policy.retry_for_seconds) * 1000)
         try:
             await redis.xtrim(keys.NOTICES, minid=f"{max(cutoff_ms, 0)}-0", approximate=True)
         except (RedisError, OSError) as exc:
-            expiry.unless_cancelled(exc)
+            raise_if_cancelled(exc)
             log.warning("notice trim failed", extra={"fields": {"error": type(exc).__name__}})
         await asyncio.sleep(policy.scan_seconds)

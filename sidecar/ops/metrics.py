@@ -45,12 +45,13 @@ def shared_values_without_getpid() -> None:
     it before any metric exists: values made by one ``MultiProcessValue`` class
     must never share a file with another's.
     """
-    if not values.ValueClass._multiprocess:
+    if not values.ValueClass._multiprocess or getattr(values.ValueClass, "_pid_read_once", False):
         return
     pid = [os.getpid()]
     os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
     # prometheus_client leaves MultiProcessValue unannotated.
     identified = values.MultiProcessValue(process_identifier=lambda: pid[0])  # type: ignore[no-untyped-call]
+    identified._pid_read_once = True
     values.ValueClass = identified
 
 

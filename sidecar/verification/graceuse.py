@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from sidecar.errors import StoreUnavailable
+from sidecar.ops.cancellation import raise_if_cancelled
 from sidecar.store import graceuses
 from sidecar.store.base import StoreBase
 from sidecar.store.graceuses import MAX_CLIENTS, Uses
@@ -85,8 +86,12 @@ class GraceUseRecorder:
             await graceuses.add(self.store, batch)
         except StoreUnavailable as exc:
             self._keep(pending)
+            raise_if_cancelled(exc)
             log.warning("old-secret uses not written", extra={"fields": {"reason": exc.reason}})
             return 0
+        except BaseException:  # cancelled mid-write: the owner's last flush sends them
+            self._keep(pending)
+            raise
         return len(batch)
 
     def _keep(self, failed: dict[Key, list[int]]) -> None:
@@ -100,6 +105,7 @@ class GraceUseRecorder:
         """Flush ``FLUSH_DELAY`` after a use until cancelled (the owner flushes once more);
         after a failed write, retry no sooner than ``FLUSH_PERIOD``."""
         while True:
+            raise_if_cancelled()
             await self._noted.wait()
             await asyncio.sleep(FLUSH_DELAY)
             self._noted.clear()

@@ -45,6 +45,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from sidecar.ops.cancellation import raise_if_cancelled
 from sidecar.store import keys
 from sidecar.store.changes import Change
 from sidecar.store.epoch import EpochWatch
@@ -115,7 +116,7 @@ class Listener:
             try:
                 await self._session()
             except (RedisError, OSError) as exc:
-                _raise_if_cancelled(exc)
+                raise_if_cancelled(exc)
                 self._flush("connection lost")
                 log.warning(
                     "invalidation subscription lost; retrying",
@@ -130,7 +131,7 @@ class Listener:
             self._note_server(pubsub.connection)
             next_check = self.monotonic()
             while True:
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 if self._check_now or self.monotonic() >= next_check:
                     self._check_now = False
                     next_check = self.monotonic() + self.check_interval
@@ -240,18 +241,6 @@ async def _next_message(pubsub: PubSub, wait: float) -> dict[str, Any] | None:
         return {"type": "pong", "data": _text(response)}
     message: dict[str, Any] | None = await pubsub.handle_message(response)
     return message
-
-
-def _raise_if_cancelled(cause: BaseException | None = None) -> None:
-    """Keep a cancellation a cancellation.
-
-    redis-py's reads can swallow one (it lands in their read timeout) or turn it
-    into a connection error (``cause``); the task stays marked as cancelling, so
-    look before each wait and after each error.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from cause
 
 
 def _text(value: str | bytes) -> str:

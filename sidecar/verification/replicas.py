@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from sidecar import clock
+from sidecar.ops.cancellation import raise_if_cancelled
 from sidecar.store import keys
 
 log = logging.getLogger("keystile.replicas")
@@ -189,8 +190,10 @@ class Presence:
                 await self._write(generation)
             except (RedisError, OSError) as exc:
                 # The next heartbeat writes again; until then the entry ages towards not live.
+                raise_if_cancelled(exc)
                 log.debug("replica entry not written", extra={"fields": {"error": repr(exc)}})
                 await asyncio.sleep(RETRY_DELAY)
+                self._due.set()  # an ack lost now would leave a revoke pending till its timeout
 
     async def _write(self, generation: int) -> None:
         entry = json.dumps({**self._entry, "generation": generation})

@@ -161,7 +161,8 @@ class Verification:
 
     async def _close(self) -> None:
         self._flushing.cancel()
-        await asyncio.gather(self._flushing, return_exceptions=True)
+        # Bounded as the listener's below; what it had pending is kept for this last flush.
+        await asyncio.wait([self._flushing], timeout=CLOSE_WAIT)
         await self.grace_uses.flush()
         running = [task for task in (self._listening, self._acknowledging) if task is not None]
         for task in running:

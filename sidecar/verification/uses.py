@@ -48,7 +48,8 @@ class UseCounter:
 
     def note(self, client_id: str, api: str, method: str) -> None:
         """Count one allowed use (the request path's whole cost: one dict increment)."""
-        key = (client_id, api, method in SAFE_METHODS)
+        # Folded as sidecar.policy folds it: what was allowed as read counts as safe.
+        key = (client_id, api, method.upper() in SAFE_METHODS)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
 
