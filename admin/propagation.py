@@ -39,14 +39,10 @@ log = logging.getLogger("keystile.propagation")
 REREAD = 0.1
 #: Seconds before a lost ack subscription is tried again.
 RETRY_DELAY = 0.2
+#: The answer where no replica is there to ask.
+NOBODY: dict[str, Any] = {"replicas": 0, "acknowledged": 0, "slowest_ms": None, "pending": []}
 #: The answer when the registry cannot be read: the change is applied, who saw it is unknown.
-UNKNOWN: dict[str, Any] = {
-    "replicas": 0,
-    "acknowledged": 0,
-    "slowest_ms": None,
-    "pending": [],
-    "unknown": True,
-}
+UNKNOWN: dict[str, Any] = {**NOBODY, "unknown": True}
 #: Longest block in one read of the subscription (so a cancellation is seen).
 READ_BLOCK = 1.0
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from admin.propagation import Propagation
+from admin.propagation import NOBODY, Propagation
 from admin.schema import NewToken, Regeneration
 from sidecar import clock, tokenformat
 from sidecar.store.management import AdminStore
@@ -69,5 +69,5 @@ class Service:
         Call it after the store write returned; the answer is the body's ``propagation``.
         """
         if self.propagation is None:  # a Service made without a registry to ask
-            return {"replicas": 0, "acknowledged": 0, "slowest_ms": None, "pending": []}
+            return {**NOBODY}
         return await self.propagation.wait()

@@ -97,7 +97,7 @@ class TokenStore(StoreBase):
             if new.role and new.role != old.role and not await pipe.exists(keys.role(new.role)):
                 raise Conflict(f"role {new.role!r} does not exist", field="role")
             pipe.multi()
-            _queue_token_update(pipe, old, new, actor, "updated")
+            queue_token_update(pipe, old, new, actor, "updated")
             notices.queue_if_due(pipe, new, self.notice_days)
             return new
 
@@ -120,7 +120,7 @@ class TokenStore(StoreBase):
                 grace_until=grace_until,
             )
             pipe.multi()
-            _queue_token_update(pipe, old, new, actor, "regenerated")
+            queue_token_update(pipe, old, new, actor, "regenerated")
             notices.queue_if_due(pipe, new, self.notice_days)
             graceuses.forget(pipe, [client_id])  # a new grace period starts with no evidence
             return new
@@ -141,7 +141,7 @@ class TokenStore(StoreBase):
                 raise Conflict("the token has no grace period open: no old secret to stop")
             new = old.with_changes(previous_hash=None, grace_until=None)
             pipe.multi()
-            _queue_token_update(pipe, old, new, actor, "updated")
+            queue_token_update(pipe, old, new, actor, "updated")
             graceuses.forget(pipe, [client_id])
             return new
 
@@ -250,12 +250,14 @@ def _queue_revocations(pipe: Pipeline, found: Iterable[Token], actor: str) -> li
             result.append(token)
             continue
         new = token.with_changes(revoked=True, revoked_at=now, revoked_by=actor)
-        _queue_token_update(pipe, token, new, actor, "revoked")
+        queue_token_update(pipe, token, new, actor, "revoked")
         result.append(new)
     return result
 
 
-def _queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, action: str) -> None:
+def queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, action: str) -> None:
+    """Queue ``old`` becoming ``new``, with its indexes and recorded change, on ``pipe``
+    (also for the leak response's own transaction, sidecar/store/leaks.py)."""
     now = clock.now()
     pipe.hset(keys.token(new.client_id), mapping=hset_mapping(new.to_fields()))
     if old.user.lower() != new.user.lower():
@@ -273,15 +275,6 @@ def _queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, acti
 def _recorded(token: Token, now: datetime) -> dict[str, Any]:
     """What history shows of a token: its public view, and when a regeneration's grace ends."""
     return {**token.public(now), "grace_until": token.grace_until}
-
-
-def queue_token_update(pipe: Pipeline, old: Token, new: Token, actor: str, action: str) -> None:
-    """Queue ``old`` becoming ``new``, with its indexes and recorded change, on ``pipe``.
-
-    Public for writers outside this module that change one token in a
-    transaction of their own (the leak response, sidecar/store/leaks.py).
-    """
-    _queue_token_update(pipe, old, new, actor, action)
 
 
 async def _as_seen(
