@@ -81,6 +81,7 @@ LABELS = {
     "revoked_by": "Revoked by",
     "regenerated_at": "Regenerated",
     "grace_until": "Old secret valid until",
+    "propagation": "Propagation",
     "levels": "Levels",
     "until": "Old secret valid until",
     "old_secret_uses": "Old secret uses",
@@ -164,12 +165,27 @@ def _plain(name: str, value: Any) -> str:
         "changes": lambda changes: ", ".join(changes) if isinstance(changes, dict) else "",
         "levels": _access,
         "active": lambda active: "yes" if active else "no",
+        "propagation": _propagation,
     }
     if name in formatters:
         return formatters[name](value)
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
     return " ".join(str(value).split())  # a newline in a description stays on its row
+
+
+def _propagation(propagation: Any) -> str:
+    """A change's ``propagation`` for people: "2 of 2 replicas, 0.4 ms"."""
+    if not isinstance(propagation, dict):
+        return str(propagation)
+    if propagation.get("unknown"):
+        return "applied; the replicas could not be asked"
+    text = f"{propagation.get('acknowledged')} of {propagation.get('replicas')} replicas"
+    if (slowest := propagation.get("slowest_ms")) is not None:
+        text += f", {slowest} ms"
+    if pending := propagation.get("pending"):
+        text += f"; pending: {', '.join(map(str, pending))}"
+    return text
 
 
 def _access(access: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -34,6 +35,7 @@ def test_a_token_created_by_the_cli_passes_the_proxy_until_revoked(ks: Deploymen
     client_id = token.split("_")[1]
     revoked = ks.ok("tokens", "revoke", client_id)
     assert "revoked" in revoked.out
+    assert re.search(r"Propagation +(\d+) of \1 replicas, [\d.]+ ms$", revoked.out, re.M)
     assert ks.proxy_get("/orders/1", token)[0] == 401
 
 
