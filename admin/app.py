@@ -48,6 +48,7 @@ from admin.storeerrors import store_errors
 from admin.tokenindex import TokenIndex
 from sidecar.config import Config, RetentionConfig
 from sidecar.notify import notifier
+from sidecar.ops.cancellation import background
 from sidecar.ops.metrics import ProxyMetrics
 from sidecar.proxy import accesslog
 from sidecar.proxy.errorbodies import json_errors
@@ -102,7 +103,7 @@ async def _propagation(
         app[REDIS_URL], config.redis.timeout, topology=config.redis
     )
     propagation = Propagation(shared.redis, subscriber, config.admin.ack_timeout_seconds)
-    hearing = asyncio.create_task(propagation.run())
+    hearing = background(propagation.run(), "keystile-ack-subscription")
     try:
         yield propagation
     finally:

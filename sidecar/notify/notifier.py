@@ -27,7 +27,7 @@ from sidecar.config import Config, NoticesConfig
 from sidecar.confignotify import unsigned
 from sidecar.notify import expiry
 from sidecar.notify.delivery import Count, Delivery
-from sidecar.ops.cancellation import raise_if_cancelled
+from sidecar.ops.cancellation import background, raise_if_cancelled
 from sidecar.store import keys, notices
 
 log = logging.getLogger("keystile.notify")
@@ -74,13 +74,13 @@ async def running(
     """The notifier of this process while the context lasts."""
     policy, name = config.notices, replica_name()
     if not config.notify:
-        tasks = [asyncio.create_task(_trimming(redis, policy))]
+        tasks = [background(_trimming(redis, policy), "keystile-notice-trim")]
     else:
         block_ms = max(1, min(1000, int(config.redis.timeout * 500)))
         delivery = Delivery(
             redis, config.notify, policy, name, counter(registry), block_ms=block_ms
         )
-        tasks = [asyncio.create_task(delivery.run())]
+        tasks = [background(delivery.run(), "keystile-notice-delivery")]
     async with expiry.running(redis, thresholds(config), policy.scan_seconds, name):
         try:
             yield

@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from sidecar.config import Config, RedisConfig
+from sidecar.ops.cancellation import background
 from sidecar.store.base import StoreBase
 from sidecar.store.redis_store import RedisStore
 from sidecar.verification.cache import CredentialCache
@@ -149,11 +150,11 @@ class Verification:
         # This process is a replica: it acknowledges what its listener applied.
         self.presence = Presence(self.listener_redis, config.cache.max_staleness_seconds)
         self.listener.presence = self.presence
-        self._acknowledging = asyncio.ensure_future(self.presence.run())
-        self._listening = asyncio.ensure_future(self.listener.run())
+        self._acknowledging = background(self.presence.run(), "keystile-replica-acks")
+        self._listening = background(self.listener.run(), "keystile-invalidation")
         self.grace_uses = GraceUseRecorder(self.store)
         self.verifier.on_old_secret = self.grace_uses.note
-        self._flushing = asyncio.ensure_future(self.grace_uses.run())
+        self._flushing = background(self.grace_uses.run(), "keystile-grace-uses")
 
     def watch(self, store: StoreBase) -> None:
         """Let this process's writes through ``store`` drop its cache entries at once."""

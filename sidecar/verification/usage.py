@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 
 from sidecar import clock
 from sidecar.errors import StoreUnavailable
+from sidecar.ops.cancellation import background
 from sidecar.store.protocol import CredentialStore
 from sidecar.verification.uses import UseCounter
 
@@ -89,7 +90,7 @@ async def recording(
 ) -> AsyncIterator[UsageRecorder]:
     """A recorder whose flusher runs while the block does, and flushes once more at its end."""
     recorder = UsageRecorder(store, interval, usage_days=usage_days)
-    flusher = asyncio.create_task(recorder.run(), name="keystile-last-used")
+    flusher = background(recorder.run(), "keystile-last-used")
     try:
         yield recorder
     finally:
