@@ -82,15 +82,16 @@ class Propagation:
             changed = self._changed  # taken before the check, so no announcement slips between
             waiting.settle(self.acked, self.monotonic())
             now = self.monotonic()
-            if not waiting.pending or now >= deadline:
+            if waiting.pending <= waiting.gone or now >= deadline:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(deadline, next_read) - now)
             if self.monotonic() >= next_read:
                 next_read = self.monotonic() + REREAD
                 with contextlib.suppress(RedisError, OSError):
-                    live = self._learn(await replicas.read(self.redis))
-                    waiting.pending &= live  # one that stopped being live trusts no cache
+                    # One that stopped being live trusts no cache any more: no use
+                    # waiting for it, though it stays pending (it never said so).
+                    waiting.gone |= waiting.pending - self._learn(await replicas.read(self.redis))
 
     def _learn(self, registry: replicas.Registry) -> set[str]:
         """Take in what the registry shows; answer the ids of the live replicas."""
@@ -142,6 +143,8 @@ class _Wait:
         self.generation = generation
         self.replicas = len(replica_ids)
         self.pending = set(replica_ids)
+        #: Those of ``pending`` no longer live: the wait ends without them.
+        self.gone: set[str] = set()
         self.started = started
         self.slowest: float | None = None
 
