@@ -148,13 +148,15 @@ class Pair:
 
 
 @asynccontextmanager
-async def two_serves(tmp_path: Path, redis_url: str, cache: str = "") -> AsyncIterator[Pair]:
+async def two_serves(
+    tmp_path: Path, redis_url: str, cache: str = "", ack_timeout: float = ACK_TIMEOUT
+) -> AsyncIterator[Pair]:
     """Two ``keystile serve --workers 1`` on one redis-server; ``cache``: ``[cache]`` lines."""
     upstream = await orders_upstream()
     where = str(upstream.make_url("")).rstrip("/")
     configs = [tmp_path / "a.toml", tmp_path / "b.toml"]
     ports = [
-        write_config(path, where, redis_url, admin={"ack_timeout_seconds": ACK_TIMEOUT})
+        write_config(path, where, redis_url, admin={"ack_timeout_seconds": ack_timeout})
         for path in configs
     ]
     for path in configs:
@@ -272,3 +274,21 @@ async def test_a_clean_shutdown_leaves_the_registry_at_once(tmp_path: Path, redi
         listed = await pair.replicas(pair.a)
 
     assert set(listed) == {pair.a.process.pid}
+
+
+async def test_a_wait_ends_once_only_replicas_no_longer_live_are_pending(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A replica killed just before a revoke stays pending, but the wait ends with its lease."""
+    async with two_serves(tmp_path, redis_url, ack_timeout=6.0) as pair:
+        client_id = await pair.new_token()
+        os.kill(pair.b.process.pid, signal.SIGKILL)
+        await pair.b.process.wait()
+        started = time.monotonic()
+        revoked = await pair.call(pair.a, "POST", f"/tokens/{client_id}/revoke")
+        waited = time.monotonic() - started
+
+    assert [_pid_of(replica) for replica in revoked["propagation"]["pending"]] == [
+        pair.b.process.pid
+    ]
+    assert waited < 6.0 - 2.0  # its lease (1 s) and a margin, well before the timeout
