@@ -32,10 +32,15 @@ def ref(name: str) -> Json:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+#: Properties present only sometimes, wherever they appear.
+OPTIONAL = frozenset({"quarantined_at"})
+
+
 def closed(properties: Json, required: list[str] | None = None) -> Json:
-    """An object with exactly these properties (``required``: all of them unless given)."""
+    """An object with exactly these properties (``required``: all of them unless given,
+    never one of ``OPTIONAL``)."""
     body: Json = {"type": "object", "properties": properties, "additionalProperties": False}
-    needed = list(properties) if required is None else required
+    needed = [k for k in (properties if required is None else required) if k not in OPTIONAL]
     if needed:
         body["required"] = needed
     return body
@@ -56,6 +61,7 @@ TOKEN = {
     "revoked_at": NULLABLE_TIMESTAMP,
     "revoked_by": NULLABLE_STRING,
     "regenerated_at": NULLABLE_TIMESTAMP,
+    "quarantined_at": {**TIMESTAMP, "description": "only while a leak report keeps it quarantined"},
 }
 #: What an answer that carries a secret adds to a token (``views_shared.issued_view``).
 ISSUED = {

@@ -26,8 +26,8 @@ from admin.state import RULES, STORE
 from admin.views_shared import (
     admin_caller,
     answer,
-    caller,
     client_id_of,
+    own_caller,
     read_body,
     token_view,
 )
@@ -76,7 +76,7 @@ async def token_usage(request: web.Request) -> web.Response:
 
 @routes.get(MINE + "/usage")
 async def my_token_usage(request: web.Request) -> web.Response:
-    found = await caller(request)
+    found = await own_caller(request)
     return await _usage(request, _query_window(request), await _token(request, found.username))
 
 
@@ -113,7 +113,7 @@ async def token_advice(request: web.Request) -> web.Response:
 
 @routes.get(MINE + "/advice")
 async def my_token_advice(request: web.Request) -> web.Response:
-    found = await caller(request)
+    found = await own_caller(request)
     window = _query_window(request)
     return answer(await _advice(request, await _token(request, found.username), window))
 

@@ -18,9 +18,9 @@ from admin.errors import NotFound
 from admin.state import CONFIG, RULES, SERVICE, STORE
 from admin.views_shared import (
     answer,
-    caller,
     client_id_of,
     issued_view,
+    own_caller,
     propagated,
     propagated_no_content,
     read_body,
@@ -36,7 +36,7 @@ BASE = "/admin/v1/me"
 
 @routes.get(BASE)
 async def me(request: web.Request) -> web.Response:
-    found = await caller(request)
+    found = await own_caller(request)
     store = request.app[STORE]
     user = await store.get_user(found.username)
     token = await store.get_token(found.client_id)
@@ -49,14 +49,14 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.get(f"{BASE}/tokens")
 async def my_tokens(request: web.Request) -> web.Response:
-    found = await caller(request)
+    found = await own_caller(request)
     query = queries.token_query(request.query, request.app[RULES].access_keys - {"*"})
     return answer(await token_page(request, replace(query, user=found.username)))
 
 
 @routes.post(f"{BASE}/tokens")
 async def create_my_token(request: web.Request) -> web.Response:
-    found = await caller(request)
+    found = await own_caller(request)
     body = await read_body(request)
     draft = schema.new_own_token(body, request.app[RULES], clock.now(), found.username)
     check_own_grant(found, draft.access)
@@ -68,7 +68,7 @@ async def create_my_token(request: web.Request) -> web.Response:
 
 @routes.post(BASE + "/tokens/{client_id}/revoke")
 async def revoke_my_token(request: web.Request) -> web.Response:
-    found = await caller(request)
+    found = await own_caller(request)
     client_id = client_id_of(request)
     schema.EMPTY.check(await read_body(request, optional=True))
     store = request.app[STORE]
@@ -79,7 +79,7 @@ async def revoke_my_token(request: web.Request) -> web.Response:
 @routes.post(BASE + "/tokens/{client_id}/end-grace")
 async def end_my_grace(request: web.Request) -> web.Response:
     """The old secret of one of the caller's user's tokens stops working now."""
-    found = await caller(request)
+    found = await own_caller(request)
     client_id = client_id_of(request)
     schema.EMPTY.check(await read_body(request, optional=True))
     store = request.app[STORE]
@@ -89,7 +89,7 @@ async def end_my_grace(request: web.Request) -> web.Response:
 
 @routes.delete(BASE + "/tokens/{client_id}")
 async def delete_my_token(request: web.Request) -> web.Response:
-    found = await caller(request)
+    found = await own_caller(request)
     client_id = client_id_of(request)
     await request.app[STORE].delete_tokens([client_id], found.username, owner=found.username)
     return await propagated_no_content(request)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from admin import body
 from admin.authz import Caller, require_admin
-from admin.errors import NotFound
+from admin.errors import Forbidden, NotFound
 from admin.queries import TokenQuery
 from admin.search import search
 from admin.state import CONFIG, INDEX, SERVICE, STORE, VERIFIER
@@ -29,6 +29,19 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def caller(request: web.Request) -> Caller:
     """Any valid token: enough for the self-service endpoints."""
     return await request.app[VERIFIER].caller(request)
+
+
+async def own_caller(request: web.Request) -> Caller:
+    """Any valid token not quarantined by a leak report: the self-service endpoints' caller.
+
+    A quarantined token reaches no API; on ``/me`` it could still revoke, delete
+    or end the grace of its user's other tokens, so it is refused there too.
+    """
+    found = await caller(request)
+    token = await request.app[STORE].get_token(found.client_id)
+    if token is not None and token.quarantined_at:
+        raise Forbidden("this token was quarantined after a leak report")
+    return found
 
 
 async def admin_caller(request: web.Request) -> Caller:

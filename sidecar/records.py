@@ -115,6 +115,9 @@ class Token:
     #: The secret replaced by the last regeneration, accepted until ``grace_until``.
     previous_hash: str | None = None
     grace_until: str | None = None
+    #: When a leak report quarantined it (``leaks.action``); an admin's edit of its
+    #: access or role releases it.
+    quarantined_at: str | None = None
 
     def status(self, now: datetime) -> str:
         if self.revoked:
@@ -176,10 +179,13 @@ class Token:
             regenerated_at=_none(raw.get("regenerated_at")),
             previous_hash=_none(raw.get("previous_hash")),
             grace_until=_none(raw.get("grace_until")),
+            quarantined_at=_none(raw.get("quarantined_at")),
         )
 
     def public(self, now: datetime) -> dict[str, Any]:
-        """The JSON view of spec section 1: never a hash, never a secret."""
+        """The JSON view of spec section 1: never a hash, never a secret (and while a
+        leak report keeps it quarantined, since when)."""
+        quarantined = {"quarantined_at": self.quarantined_at} if self.quarantined_at else {}
         return {
             "client_id": self.client_id,
             "user": self.user,
@@ -194,4 +200,5 @@ class Token:
             "revoked_at": self.revoked_at,
             "revoked_by": self.revoked_by,
             "regenerated_at": self.regenerated_at,
+            **quarantined,
         }

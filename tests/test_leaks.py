@@ -19,6 +19,7 @@ from sidecar.proxy.state import VERIFIER
 from sidecar.store import keys
 from sidecar.store.management import AdminStore
 from sidecar.verification.hashing import Argon2Hasher
+from tests.kits.admin import harness
 from tests.kits.proxy import Env, running, start_proxy
 from tests.kits.redis import RedisProcess, seed_role, seed_token
 
@@ -102,6 +103,31 @@ async def test_quarantine_keeps_the_token_authenticating_but_refused_everywhere(
         last = (await store.history(issued.token.client_id))[-1]
         assert (last["actor"], last["action"]) == ("leak-report", "updated")
         assert (await notices(store))[0]["action"] == "quarantine"
+
+
+async def test_a_quarantined_token_loses_self_service_until_an_admin_releases_it(
+    redis_url: str,
+) -> None:
+    """Quarantined: /me answers 403 and the record says since when; an admin PATCH releases it."""
+    async with harness(redis_url, leaks={**FAST, "action": "quarantine"}) as admin:
+        await admin.user("carol")
+        leaked = await admin.token(user="carol", access={"orders": "read"})
+        other = await admin.token(user="carol", access={"orders": "read"})
+        await post(admin.proxy_url, {"tokens": [leaked["token"]]})
+        path = f"/me/tokens/{other['client_id']}/revoke"
+
+        refused = await admin.call("POST", path, token=leaked["token"])
+        record = (await admin.call("GET", f"/tokens/{leaked['client_id']}")).body
+        patch = {"access": {"orders": "read"}}
+        await admin.call("PATCH", f"/tokens/{leaked['client_id']}", json=patch)
+        released = (await admin.call("GET", f"/tokens/{leaked['client_id']}")).body
+        listed = await admin.call("GET", "/me/tokens", token=leaked["token"])
+
+    assert refused.status == 403
+    assert "quarantined" in refused.body["message"]
+    assert record["quarantined_at"] and record["access"] == {"*": "none"}
+    assert "quarantined_at" not in released and released["access"] == {"orders": "read"}
+    assert listed.status == 200
 
 
 async def test_fakes_get_the_answer_a_real_token_gets_and_change_nothing(

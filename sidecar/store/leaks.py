@@ -75,6 +75,7 @@ def _contained(token: Token, matched_hash: str, action: str) -> Token | None:
     if action == REVOKE:
         stamp = clock.to_rfc3339(now)
         return token.with_changes(revoked=True, revoked_at=stamp, revoked_by=ACTOR)
-    if dict(token.access) == QUARANTINED_ACCESS and token.role is None:
+    if token.quarantined_at:
         return None
-    return token.with_changes(access=dict(QUARANTINED_ACCESS), role=None)
+    stamp = clock.to_rfc3339(now)
+    return token.with_changes(access=dict(QUARANTINED_ACCESS), role=None, quarantined_at=stamp)

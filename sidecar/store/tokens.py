@@ -89,6 +89,14 @@ class TokenStore(StoreBase):
             if unless_changed and not await _as_seen(pipe, old, unless_changed, role_access):
                 raise Conflict("the token's access or role changed meanwhile; nothing was changed")
             new = old.with_changes(**changes)
+            if (
+                old.quarantined_at
+                and unless_changed is None
+                and {"access", "role"} & changes.keys()
+            ):
+                # An administrator gave it access again: released (not by advice, which
+                # only ever tightens).
+                new = new.with_changes(quarantined_at=None)
             if "user" in changes:
                 raw_user = await pipe.hgetall(keys.user(changes["user"]))
                 if not raw_user:
