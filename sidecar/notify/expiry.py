@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from sidecar import clock
 from sidecar.errors import StoreUnavailable
+from sidecar.ops import cancellation
 from sidecar.ops.cancellation import raise_if_cancelled
 from sidecar.store import keys, notices
 from sidecar.store.base import StoreBase
@@ -139,14 +140,12 @@ async def running(
     redis: aioredis.Redis, thresholds: Sequence[int], every: float, owner: str
 ) -> AsyncIterator[None]:
     """Passes every ``every`` seconds while the context lasts (none without thresholds)."""
-    task = asyncio.create_task(_passes(redis, thresholds, every, owner)) if thresholds else None
+    passes = _passes(redis, thresholds, every, owner) if thresholds else None
     try:
-        yield
+        async with cancellation.running(passes, "keystile-expiry-scan"):
+            yield
     finally:
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        if thresholds:
             await release(redis, owner)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 log = logging.getLogger("keystile.tasks")
@@ -42,3 +43,17 @@ def _log_death(task: asyncio.Task[Any]) -> None:
     error = task.exception()
     fields = {"task": task.get_name(), "error": repr(error)}
     log.error("background task died", exc_info=error, extra={"fields": fields})
+
+
+@asynccontextmanager
+async def running(coroutine: Coroutine[Any, Any, Any] | None, name: str) -> AsyncIterator[None]:
+    """``coroutine`` as a ``background`` task while the block runs (none for None),
+    cancelled and awaited when it ends."""
+    task = background(coroutine, name) if coroutine is not None else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from sidecar import clock
 from sidecar.config import RetentionConfig
+from sidecar.ops import cancellation
 from sidecar.store import keys
 
 log = logging.getLogger("keystile.retention")
@@ -128,11 +129,6 @@ async def _passes(redis: aioredis.Redis, policy: RetentionConfig) -> None:
 @asynccontextmanager
 async def running(redis: aioredis.Redis, policy: RetentionConfig) -> AsyncIterator[None]:
     """Passes of ``policy`` every ``interval_seconds`` while the context lasts (none if off)."""
-    task = asyncio.create_task(_passes(redis, policy)) if policy.enabled else None
-    try:
+    passes = _passes(redis, policy) if policy.enabled else None
+    async with cancellation.running(passes, "keystile-retention"):
         yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
