@@ -140,7 +140,12 @@ async def apply_advice(request: web.Request) -> web.Response:
     # read and the write is a 409: the proposal was made from what was read.
     seen = role.access if role else None
     updated = await store.patch_token(
-        token.client_id, changes, found.username, unless_changed=token, role_access=seen
+        token.client_id,
+        changes,
+        found.username,
+        unless_changed=token,
+        role_access=seen,
+        releases=False,
     )
     return answer(token_view(updated))
 

@@ -69,12 +69,15 @@ class TokenStore(StoreBase):
         *,
         unless_changed: Token | None = None,
         role_access: Mapping[str, str] | None = None,
+        releases: bool = True,
     ) -> Token:
         """Change ``user``, ``description``, ``role``, ``access`` or ``expires_at``.
 
         With ``unless_changed`` (the record a proposal was made from), a Conflict
         if the token's access or role is not that record's any more, or its
-        role's access not ``role_access`` (what the proposal read of it).
+        role's access not ``role_access`` (what the proposal read of it). A change
+        of ``access`` or ``role`` releases a quarantined token unless ``releases``
+        is false (advice, which only tightens).
         """
         watched = [keys.token(client_id)]
         if unless_changed is not None and unless_changed.role:
@@ -89,14 +92,8 @@ class TokenStore(StoreBase):
             if unless_changed and not await _as_seen(pipe, old, unless_changed, role_access):
                 raise Conflict("the token's access or role changed meanwhile; nothing was changed")
             new = old.with_changes(**changes)
-            if (
-                old.quarantined_at
-                and unless_changed is None
-                and {"access", "role"} & changes.keys()
-            ):
-                # An administrator gave it access again: released (not by advice, which
-                # only ever tightens).
-                new = new.with_changes(quarantined_at=None)
+            if old.quarantined_at and releases and {"access", "role"} & changes.keys():
+                new = new.with_changes(quarantined_at=None)  # an administrator let it in again
             if "user" in changes:
                 raw_user = await pipe.hgetall(keys.user(changes["user"]))
                 if not raw_user:
